@@ -1,0 +1,27 @@
+// Pieces shared by the subcommands: loading the data a command names,
+// printing results, mapping a Status to an exit code.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "core/dataset.h"
+#include "core/status.h"
+
+namespace fedvar::cli {
+
+// Exit codes: 0 ok, 1 runtime failure, 2 bad input (usage, files, ranges).
+int exit_code(const Status& status);
+
+// Logs "error: <message>" on stderr and returns exit_code(status).
+int fail(const Status& status);
+
+// Loads `split` of `dir` and narrows it to `range` ("" = all of it).
+Result<Dataset> load_split_range(const std::string& dir, const std::string& split,
+                                 const std::string& range);
+
+// One JSON object on one line on stdout.
+void print_json(const nlohmann::json& j);
+
+}  // namespace fedvar::cli

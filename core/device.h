@@ -1,0 +1,16 @@
+// Choosing the device that every tensor op of a run follows.
+#pragma once
+
+#include <torch/types.h>
+
+#include <string>
+
+#include "core/status.h"
+
+namespace fedvar {
+
+// "auto" = CUDA when torch::cuda::is_available(), else CPU; "cpu"; "cuda" or
+// "cuda:N" (kUnavailable when no CUDA device is present).
+Result<torch::Device> resolve_device(const std::string& spec);
+
+}  // namespace fedvar

@@ -1,0 +1,35 @@
+// The two numbers every backdoor paper reports.
+//   ACC: share of clean test images classified correctly.
+//   ASR: share of test images whose true label is not the target that the
+//        model classifies as the target once the trigger is stamped.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+
+#include "core/dataset.h"
+#include "core/normalization.h"
+#include "core/resnet.h"
+#include "core/trigger.h"
+
+namespace fedvar {
+
+struct EvalOptions {
+  Normalization normalization;
+  torch::Device device = torch::kCPU;
+  int64_t batch_size = 500;
+  uint64_t seed = 1;  // random trigger positions
+};
+
+// Percent (0..100). The model is put in eval mode (and left there).
+double accuracy_percent(ResNet18& model, const Dataset& data, const EvalOptions& opts);
+double attack_success_percent(ResNet18& model, const Dataset& data,
+                              const TriggerSpec& trigger, int64_t target,
+                              const EvalOptions& opts);
+
+// Predicted class of every image, with `trigger` stamped when non-null.
+torch::Tensor predict(ResNet18& model, const Dataset& data, const EvalOptions& opts,
+                      const TriggerSpec* trigger = nullptr);
+
+}  // namespace fedvar

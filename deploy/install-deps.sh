@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs fedvar's build and run dependencies from Debian 12 packages (as root).
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libtorch-dev zlib1g-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libssl-dev
+  libcli11-dev nlohmann-json3-dev libspdlog-dev libgtest-dev
+  dataset-fashion-mnist python3-torch python3-torchvision
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
