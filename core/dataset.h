@@ -19,7 +19,8 @@ struct Dataset {
 
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
   int64_t channels() const { return images.size(1); }
-  // Rows [begin, end) — views, no copy; bounds are clamped to [0, size()].
+  // Rows [begin, end) — views, no copy. Bounds as in Python (negative counts
+  // from the end, then clamped to [0, size()]).
   Dataset slice(int64_t begin, int64_t end) const;
   // Rows at `indices` (int64 tensor or vector) — a copy. Precondition: every
   // index is in [0, size()) (partition / parse_range output always is).

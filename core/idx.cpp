@@ -197,9 +197,9 @@ Result<Dataset> load_idx_split(const std::string& dir, const std::string& split)
                             " images but " + labels_path + " has " +
                             std::to_string(labels.size(0)) + " labels");
   }
-  if (labels.numel() > 0 && labels.max().item<int64_t>() >= kIdxClasses) {
-    return Status::DataLoss(labels_path + ": label " +
-                            std::to_string(labels.max().item<int64_t>()) +
+  const int64_t max_label = labels.numel() > 0 ? labels.max().item<int64_t>() : 0;
+  if (max_label >= kIdxClasses) {
+    return Status::DataLoss(labels_path + ": label " + std::to_string(max_label) +
                             " out of range 0.." + std::to_string(kIdxClasses - 1));
   }
   Dataset out;

@@ -23,13 +23,16 @@ struct TensorFile {
 // Reads and validates a whole file. Supported dtypes: F64, F32, F16, BF16,
 // I64, I32, I16, I8, U8, BOOL. Every structural problem (truncated file,
 // header length, bad JSON, offsets outside the data or overlapping, unknown
-// dtype, shape/byte-count mismatch) is a kDataLoss Status naming it.
+// dtype, shape/byte-count mismatch, bytes no tensor covers) is a kDataLoss
+// Status naming it; a missing file is kNotFound. Tensors are CPU copies.
 Result<TensorFile> read_safetensors(const std::string& path);
 
 // Parses an in-memory image of a file (what read_safetensors does after I/O).
 Result<TensorFile> parse_safetensors(const std::string& bytes);
 
-// Serialises tensors (moved to CPU, made contiguous) to the format's bytes.
+// Serialises tensors (moved to CPU, made contiguous) to the format's bytes, in
+// the reference writer's layout ("__metadata__" left out when empty). An
+// undefined tensor, an unsupported dtype or a reserved name: kInvalidArgument.
 Result<std::string> serialize_safetensors(const TensorFile& file);
 
 // Writes atomically: a temp file in the same directory, fsync, rename.

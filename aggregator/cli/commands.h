@@ -17,10 +17,12 @@ struct Commands {
 
 void register_train(CLI::App& app, Commands& commands);
 void register_eval(CLI::App& app, Commands& commands);
+void register_purify(CLI::App& app, Commands& commands);
 
 inline void register_all(CLI::App& app, Commands& commands) {
   register_train(app, commands);
   register_eval(app, commands);
+  register_purify(app, commands);
 }
 
 }  // namespace fedvar::cli

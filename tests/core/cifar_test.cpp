@@ -56,7 +56,8 @@ TEST(ReadCifar, PartialRecordIsDataLoss) {
   EXPECT_TRUE(has_substr(d.status().message(), "3073-byte records"));
   // A CIFAR-10 file is not a whole number of CIFAR-100 records.
   write_raw(dir.file("c10.bin"), two);
-  Result<Dataset> as100 = read_cifar_files({dir.file("c10.bin")}, CifarVariant::kCifar100);
+  Result<Dataset> as100 =
+      read_cifar_files({dir.file("c10.bin")}, CifarVariant::kCifar100);
   ASSERT_FALSE(as100.ok());
   EXPECT_TRUE(has_substr(as100.status().message(), "3074-byte records"));
 }
@@ -79,7 +80,8 @@ TEST(ReadCifar, LabelsOutOfRange) {
   EXPECT_EQ(c10.status().code(), Code::kDataLoss);
   EXPECT_TRUE(has_substr(c10.status().message(), dir.file("c10.bin") + ": record 1"));
   EXPECT_TRUE(has_substr(c10.status().message(), "label 10 out of range 0..9"));
-  Result<Dataset> fine = read_cifar_files({dir.file("fine.bin")}, CifarVariant::kCifar100);
+  Result<Dataset> fine =
+      read_cifar_files({dir.file("fine.bin")}, CifarVariant::kCifar100);
   ASSERT_FALSE(fine.ok());
   EXPECT_TRUE(has_substr(fine.status().message(), "label 100 out of range 0..99"));
   Result<Dataset> coarse =

@@ -237,6 +237,7 @@ TEST(TriggerParse, RejectsBadSpecsNamingKeyAndValue) {
       {"patch:ratio=0.1", "ratio=0.1"}, {"patch:colour=red", "colour=red"},
       {"patch:pattern=stripes", "pattern=stripes"},
       {"patch:position=middle", "position=middle"}, {"patch:row=-2", "row=-2"},
+      {"patch:row=-1", "row=-1"}, {"patch:col=-1", "col=-1"},
       {"patch:col=x", "col=x"}, {"patch:size=3,size=5", "size=5"},
       {"patch:position=random,row=1", "row=1"}, {"patch:col=2,position=random", "col=2"},
       {"blend:ratio=0", "ratio=0"}, {"blend:ratio=1.5", "ratio=1.5"},

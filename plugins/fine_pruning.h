@@ -1,0 +1,31 @@
+// Fine-pruning (Liu, Dolan-Gavitt, Garg, RAID 2018): rank the channels of the
+// last conv layer by mean activation on clean data and prune them in
+// increasing order until holdout ACC has dropped by more than `acc_drop`
+// points (the last pruning within the drop is kept), then fine-tune.
+#pragma once
+
+#include "plugins/defense.h"
+#include "plugins/fine_tune.h"
+#include "plugins/options.h"
+
+namespace fedvar::plugins {
+
+struct FinePruningOptions {
+  double acc_drop = 4.0;        // the paper stops at a 4% drop
+  double step_fraction = 0.05;  // channels pruned between two ACC checks
+  FineTuneOptions tune{/*epochs=*/10};
+  double holdout = 0.1;
+  static Result<FinePruningOptions> from(const Options& options);
+};
+
+class FinePruning : public Defense {
+ public:
+  explicit FinePruning(FinePruningOptions options) : options_(options) {}
+  std::string name() const override { return "fine-pruning"; }
+  Result<nlohmann::json> apply(ResNet18& model, const DefenseContext& ctx) override;
+
+ private:
+  FinePruningOptions options_;
+};
+
+}  // namespace fedvar::plugins

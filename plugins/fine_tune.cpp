@@ -1,0 +1,70 @@
+#include "plugins/fine_tune.h"
+
+#include <torch/torch.h>
+
+#include "core/metrics.h"
+#include "core/model_io.h"
+
+namespace fedvar::plugins {
+
+torch::Tensor cross_entropy_loss(ResNet18& model, const torch::Tensor& x,
+                                 const torch::Tensor& y) {
+  return torch::nn::functional::cross_entropy(model->forward(x), y);
+}
+
+Status fine_tune(ResNet18& model, const Dataset& data, const DefenseContext& ctx,
+                 const FineTuneOptions& opts, const LossFn& loss,
+                 const std::function<void()>& after_step) {
+  if (data.size() == 0) return Status::InvalidArgument("no clean images to fine-tune on");
+  model->to(ctx.device);
+  model->train();
+  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(opts.lr)
+                                                 .momentum(opts.momentum)
+                                                 .weight_decay(opts.weight_decay));
+  auto gen = at::detail::createCPUGenerator(opts.seed);
+  for (int epoch = 0; epoch < opts.epochs; ++epoch) {
+    auto order = torch::randperm(data.size(), gen, torch::kLong);
+    for (int64_t begin = 0; begin < data.size(); begin += opts.batch_size) {
+      auto idx = order.slice(0, begin, std::min(begin + opts.batch_size, data.size()));
+      auto x = normalize(to_unit_float(data.images.index_select(0, idx), ctx.device),
+                         ctx.normalization);
+      auto y = data.labels.index_select(0, idx).to(ctx.device);
+      sgd.zero_grad();
+      loss(model, x, y).backward();
+      sgd.step();
+      if (after_step) after_step();
+    }
+  }
+  model->eval();
+  return Status::Ok();
+}
+
+Result<CleanSplit> split_clean(const Dataset& clean, double holdout_fraction,
+                               uint64_t seed) {
+  const auto holdout = static_cast<int64_t>(holdout_fraction * clean.size());
+  if (clean.size() - holdout < 1 || (holdout_fraction > 0 && holdout < 1)) {
+    return Status::InvalidArgument("clean set of " + std::to_string(clean.size()) +
+                                   " image(s) is too small to hold out " +
+                                   std::to_string(holdout_fraction));
+  }
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto order = torch::randperm(clean.size(), gen, torch::kLong);
+  return CleanSplit{clean.subset(order.slice(0, holdout)),
+                    clean.subset(order.slice(0, 0, holdout))};
+}
+
+ResNet18 clone_model(ResNet18& model) {
+  ResNet18 copy(model->options());
+  (void)load_resnet_state(copy, resnet_state(model));  // same architecture
+  copy->to(model->parameters().front().device());
+  return copy;
+}
+
+double clean_accuracy(ResNet18& model, const Dataset& data, const DefenseContext& ctx) {
+  EvalOptions opts;
+  opts.normalization = ctx.normalization;
+  opts.device = ctx.device;
+  return accuracy_percent(model, data, opts);
+}
+
+}  // namespace fedvar::plugins

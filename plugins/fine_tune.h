@@ -1,0 +1,55 @@
+// The fine-tuning loop every defense shares, with a pluggable loss (plain
+// cross-entropy, VarDefense's alpha*CE + L1, NAD's CE + attention loss) and
+// a hook after every optimizer step (to keep purified channels at zero).
+#pragma once
+
+#include <torch/types.h>
+
+#include <functional>
+
+#include "core/dataset.h"
+#include "core/normalization.h"
+#include "core/resnet.h"
+#include "core/status.h"
+#include "plugins/defense.h"
+
+namespace fedvar::plugins {
+
+struct FineTuneOptions {
+  int epochs = 10;
+  double lr = 0.01;            // the paper's SGD setting (4.1.5)
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  int64_t batch_size = 128;    // the paper's setting
+  uint64_t seed = 0;
+};
+
+// Loss of one mini-batch: normalized images x, labels y.
+using LossFn = std::function<torch::Tensor(ResNet18& model, const torch::Tensor& x,
+                                           const torch::Tensor& y)>;
+
+torch::Tensor cross_entropy_loss(ResNet18& model, const torch::Tensor& x,
+                                 const torch::Tensor& y);
+
+// SGD over `data` for opts.epochs epochs (train mode), minimising `loss`;
+// `after_step` (may be empty) runs after each step. Ends in eval mode.
+Status fine_tune(ResNet18& model, const Dataset& data, const DefenseContext& ctx,
+                 const FineTuneOptions& opts, const LossFn& loss,
+                 const std::function<void()>& after_step = {});
+
+// The defender's clean set cut in two: `tune` for the defense, `holdout` to
+// measure clean ACC before/after (never trained on). Deterministic by seed.
+struct CleanSplit {
+  Dataset tune;
+  Dataset holdout;
+};
+Result<CleanSplit> split_clean(const Dataset& clean, double holdout_fraction,
+                               uint64_t seed);
+
+// Deep copy (new weights), unlike copying the ResNet18 holder.
+ResNet18 clone_model(ResNet18& model);
+
+// Clean ACC (percent) on `data`.
+double clean_accuracy(ResNet18& model, const Dataset& data, const DefenseContext& ctx);
+
+}  // namespace fedvar::plugins

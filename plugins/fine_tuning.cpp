@@ -1,0 +1,37 @@
+#include "plugins/fine_tuning.h"
+
+#include <chrono>
+
+namespace fedvar::plugins {
+
+Result<FineTuningOptions> FineTuningOptions::from(const Options& options) {
+  FineTuningOptions o;
+  OptionReader r("fine-tuning", options);
+  o.tune.epochs = r.get("epochs", o.tune.epochs, 0, 10000);
+  o.tune.lr = r.get("lr", o.tune.lr, 0.0, 10.0);
+  o.tune.batch_size = r.get("batch_size", static_cast<int>(o.tune.batch_size), 1, 65536);
+  o.holdout = r.get("holdout", o.holdout, 0.0, 0.9);
+  FEDVAR_RETURN_IF_ERROR(r.finish());
+  return o;
+}
+
+Result<nlohmann::json> FineTuning::apply(ResNet18& model, const DefenseContext& ctx) {
+  const auto start = std::chrono::steady_clock::now();
+  FEDVAR_ASSIGN_OR_RETURN(auto split, split_clean(ctx.clean, options_.holdout, ctx.seed));
+  const double acc_before = clean_accuracy(model, split.holdout, ctx);
+  auto tune = options_.tune;
+  tune.seed = ctx.seed;
+  FEDVAR_RETURN_IF_ERROR(fine_tune(model, split.tune, ctx, tune, cross_entropy_loss));
+  if (ctx.progress) ctx.progress("fine-tuning: " + std::to_string(tune.epochs) + " epochs");
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return nlohmann::json{{"defense", name()},
+                        {"epochs", tune.epochs},
+                        {"holdout_images", split.holdout.size()},
+                        {"acc_before", acc_before},
+                        {"acc_after", clean_accuracy(model, split.holdout, ctx)},
+                        {"pruned", nlohmann::json::object()},
+                        {"seconds", {{"fine_tune", seconds}, {"total", seconds}}}};
+}
+
+}  // namespace fedvar::plugins

@@ -1,0 +1,22 @@
+// Defenses by name, so that the CLI and the federated server pick one with
+// "name:key=value,...": vardefense, fine-pruning, nad, fine-tuning.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "plugins/defense.h"
+#include "plugins/options.h"
+
+namespace fedvar::plugins {
+
+std::vector<std::string> defense_names();
+
+// Unknown name or bad option: kInvalidArgument naming it.
+Result<std::unique_ptr<Defense>> make_defense(const std::string& name,
+                                              const Options& options);
+// "vardefense:alpha=1,layers=2" or just "nad".
+Result<std::unique_ptr<Defense>> make_defense(const std::string& spec);
+
+}  // namespace fedvar::plugins

@@ -1,0 +1,175 @@
+#include "plugins/vardefense.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/model_io.h"
+#include "plugins/channel_mask.h"
+#include "plugins/channel_stats.h"
+#include "plugins/fine_tune.h"
+
+namespace fedvar::plugins {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void say(const DefenseContext& ctx, const std::string& line) {
+  if (ctx.progress) ctx.progress(line);
+}
+
+// Channels of one layer to purify at threshold tau: variance below tau x the
+// mean variance of the channels still alive, lowest first, within the cap.
+std::vector<int64_t> select_channels(const torch::Tensor& variance, const ConvBn& layer,
+                                     const ChannelMask& mask, double tau,
+                                     double max_fraction) {
+  const int64_t channels = variance.size(0);
+  std::vector<int64_t> alive;
+  double sum = 0;
+  for (int64_t c = 0; c < channels; ++c) {
+    if (mask.is_purified(layer.name, c)) continue;
+    alive.push_back(c);
+    sum += variance[c].item<double>();
+  }
+  if (alive.empty()) return {};
+  const double threshold = tau * sum / static_cast<double>(alive.size());
+  std::vector<int64_t> chosen;
+  for (int64_t c : alive) {
+    if (variance[c].item<double>() < threshold) chosen.push_back(c);
+  }
+  std::sort(chosen.begin(), chosen.end(), [&](int64_t a, int64_t b) {
+    return variance[a].item<double>() < variance[b].item<double>();
+  });
+  const auto cap = static_cast<int64_t>(std::floor(max_fraction * channels)) -
+                   static_cast<int64_t>(mask.count(layer.name));
+  if (static_cast<int64_t>(chosen.size()) > cap) chosen.resize(std::max<int64_t>(cap, 0));
+  return chosen;
+}
+
+// One purification run with a given alpha, in place. Returns its report.
+Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
+                              const DefenseContext& ctx, const VarDefenseOptions& o,
+                              double alpha) {
+  const auto indices = purified_layer_indices(model, o.layers);
+  auto convs = model->conv_layers();
+  ChannelMask mask;
+  const LossFn loss = [&](ResNet18& m, const torch::Tensor& x, const torch::Tensor& y) {
+    auto total = alpha * cross_entropy_loss(m, x, y);
+    for (size_t i : indices) total = total + convs[i].conv->weight.abs().mean();
+    return total;
+  };
+  FineTuneOptions ft{o.step_epochs, o.lr, 0.9, 5e-4, o.batch_size, ctx.seed};
+  StatOptions stat{ChannelStat::kVariance, o.momentum, o.batch_size};
+  nlohmann::json steps = nlohmann::json::array();
+  double measure_s = 0, tune_s = 0;
+  for (int s = 0; s < o.steps; ++s) {
+    const double tau =
+        o.steps == 1 ? o.max : o.start + (o.max - o.start) * s / (o.steps - 1);
+    auto t0 = Clock::now();
+    auto variances = measure_channels(model, tune, ctx.normalization, ctx.device,
+                                      indices, stat);
+    measure_s += seconds_since(t0);
+    nlohmann::json step = {{"step", s + 1}, {"tau", tau}};
+    for (size_t k = 0; k < indices.size(); ++k) {
+      const auto& layer = convs[indices[k]];
+      auto chosen = select_channels(variances[k], layer, mask, tau, o.max_fraction);
+      mask.purify(layer, chosen);
+      step["purified"][layer.name] = chosen.size();
+    }
+    t0 = Clock::now();
+    FEDVAR_RETURN_IF_ERROR(fine_tune(model, tune, ctx, ft, loss, [&] { mask.apply(); }));
+    tune_s += seconds_since(t0);
+    say(ctx, "vardefense: step " + std::to_string(s + 1) + "/" +
+                 std::to_string(o.steps) + " tau " + std::to_string(tau) + ", " +
+                 std::to_string(mask.total()) + " channel(s) purified");
+    steps.push_back(step);
+  }
+  ft.epochs = o.final_epochs;
+  auto t0 = Clock::now();
+  FEDVAR_RETURN_IF_ERROR(fine_tune(model, tune, ctx, ft, loss, [&] { mask.apply(); }));
+  tune_s += seconds_since(t0);
+  return nlohmann::json{{"alpha", alpha},
+                        {"steps", steps},
+                        {"pruned", mask.to_json()},
+                        {"pruned_total", mask.total()},
+                        {"seconds", {{"measure", measure_s}, {"fine_tune", tune_s}}}};
+}
+
+}  // namespace
+
+Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
+  VarDefenseOptions o;
+  OptionReader r("vardefense", options);
+  o.layers = r.get("layers", o.layers, 1, 8);
+  o.alpha = r.get("alpha", o.alpha, 0.0, 1e9);
+  o.momentum = r.get("momentum", o.momentum, 0.0, 0.999999);
+  o.start = r.get("start", o.start, 0.0, 1e6);
+  o.max = r.get("max", o.max, 0.0, 1e6);
+  o.steps = r.get("steps", o.steps, 1, 1000);
+  o.step_epochs = r.get("step_epochs", o.step_epochs, 0, 1000);
+  o.final_epochs = r.get("final_epochs", o.final_epochs, 0, 10000);
+  o.max_fraction = r.get("max_fraction", o.max_fraction, 0.0, 1.0);
+  o.lr = r.get("lr", o.lr, 0.0, 10.0);
+  o.batch_size = r.get("batch_size", static_cast<int>(o.batch_size), 1, 65536);
+  o.holdout = r.get("holdout", o.holdout, 0.0, 0.9);
+  o.acc_budget = r.get("acc_budget", o.acc_budget, -1.0, 100.0);
+  FEDVAR_RETURN_IF_ERROR(r.finish());
+  if (o.start > o.max) {
+    return Status::InvalidArgument("vardefense: start must not exceed max");
+  }
+  return o;
+}
+
+std::vector<size_t> purified_layer_indices(ResNet18& model, int layers) {
+  const auto convs = model->conv_layers();
+  std::vector<size_t> main_path;
+  for (size_t i = 0; i < convs.size(); ++i) {
+    if (convs[i].name.find("downsample") == std::string::npos) main_path.push_back(i);
+  }
+  const size_t count = std::min(main_path.size(), static_cast<size_t>(2 * layers));
+  return {main_path.end() - static_cast<std::ptrdiff_t>(count), main_path.end()};
+}
+
+Result<nlohmann::json> VarDefense::apply(ResNet18& model, const DefenseContext& ctx) {
+  const auto start = Clock::now();
+  FEDVAR_ASSIGN_OR_RETURN(auto split, split_clean(ctx.clean, options_.holdout, ctx.seed));
+  model->to(ctx.device);
+  const double acc_before = clean_accuracy(model, split.holdout, ctx);
+  nlohmann::json report;
+  if (options_.acc_budget < 0) {
+    FEDVAR_ASSIGN_OR_RETURN(report, purify(model, split.tune, ctx, options_, options_.alpha));
+  } else {
+    // Auto-alpha: the smallest alpha (strongest purification) within budget.
+    nlohmann::json trials = nlohmann::json::array();
+    ResNet18 chosen{nullptr};
+    for (double alpha = 1e-4; alpha <= 1e5 * 1.001; alpha *= 10) {
+      auto trial = clone_model(model);
+      FEDVAR_ASSIGN_OR_RETURN(report, purify(trial, split.tune, ctx, options_, alpha));
+      const double acc = clean_accuracy(trial, split.holdout, ctx);
+      trials.push_back({{"alpha", alpha}, {"holdout_acc", acc}});
+      say(ctx, "vardefense: alpha " + std::to_string(alpha) + " holdout acc " +
+                   std::to_string(acc));
+      chosen = trial;
+      if (acc_before - acc <= options_.acc_budget) break;
+    }
+    report["alpha_trials"] = trials;
+    report["budget_met"] = acc_before - clean_accuracy(chosen, split.holdout, ctx) <=
+                           options_.acc_budget;
+    FEDVAR_RETURN_IF_ERROR(load_resnet_state(model, resnet_state(chosen)));
+  }
+  report["defense"] = name();
+  report["layers"] = options_.layers;
+  report["holdout_images"] = split.holdout.size();
+  report["acc_before"] = acc_before;
+  report["acc_after"] = clean_accuracy(model, split.holdout, ctx);
+  report["seconds"]["total"] = seconds_since(start);
+  return report;
+}
+
+}  // namespace fedvar::plugins
