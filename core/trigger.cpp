@@ -84,7 +84,8 @@ Status set_patch_key(TriggerSpec& s, const std::string& key,
     else return bad_value(key, value, "expected fixed|random");
     return Status::Ok();
   }
-  return bad_value(key, value, "unknown key for patch (size, pattern, position, row, col)");
+  return bad_value(key, value,
+                   "unknown key for patch (size, pattern, position, row, col)");
 }
 
 Status set_blend_key(TriggerSpec& s, const std::string& key,

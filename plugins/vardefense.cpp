@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "core/model_io.h"
 #include "plugins/channel_mask.h"
@@ -24,29 +25,39 @@ void say(const DefenseContext& ctx, const std::string& line) {
   if (ctx.progress) ctx.progress(line);
 }
 
-// Channels of one layer to purify at threshold tau: variance below tau x the
-// mean variance of the channels still alive, lowest first, within the cap.
+// Channels of one layer to purify at threshold tau, lowest variance first,
+// within the cap. kMean: variance < tau x the mean variance of the channels
+// still alive. kQuantile: variance below the tau-quantile of the layer, the
+// purified channels counting as 0 (so tau is the share purified after it).
 std::vector<int64_t> select_channels(const torch::Tensor& variance, const ConvBn& layer,
                                      const ChannelMask& mask, double tau,
-                                     double max_fraction) {
+                                     const VarDefenseOptions& o) {
   const int64_t channels = variance.size(0);
+  auto v = variance.to(torch::kDouble).contiguous();
+  std::vector<double> var(v.data_ptr<double>(), v.data_ptr<double>() + channels);
   std::vector<int64_t> alive;
+  std::vector<double> all;
   double sum = 0;
   for (int64_t c = 0; c < channels; ++c) {
-    if (mask.is_purified(layer.name, c)) continue;
+    const bool purified = mask.is_purified(layer.name, c);
+    all.push_back(purified ? 0.0 : var[c]);
+    if (purified) continue;
     alive.push_back(c);
-    sum += variance[c].item<double>();
+    sum += var[c];
   }
   if (alive.empty()) return {};
-  const double threshold = tau * sum / static_cast<double>(alive.size());
+  double threshold = tau * sum / static_cast<double>(alive.size());
+  if (o.threshold == ThresholdMode::kQuantile) {
+    std::sort(all.begin(), all.end());
+    const auto k = static_cast<int64_t>(std::floor(tau * channels));
+    threshold = k >= channels ? std::numeric_limits<double>::infinity() : all[k];
+  }
   std::vector<int64_t> chosen;
   for (int64_t c : alive) {
-    if (variance[c].item<double>() < threshold) chosen.push_back(c);
+    if (var[c] < threshold) chosen.push_back(c);
   }
-  std::sort(chosen.begin(), chosen.end(), [&](int64_t a, int64_t b) {
-    return variance[a].item<double>() < variance[b].item<double>();
-  });
-  const auto cap = static_cast<int64_t>(std::floor(max_fraction * channels)) -
+  std::sort(chosen.begin(), chosen.end(), [&](int64_t a, int64_t b) { return var[a] < var[b]; });
+  const auto cap = static_cast<int64_t>(std::floor(o.max_fraction * channels)) -
                    static_cast<int64_t>(mask.count(layer.name));
   if (static_cast<int64_t>(chosen.size()) > cap) chosen.resize(std::max<int64_t>(cap, 0));
   return chosen;
@@ -78,7 +89,7 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
     nlohmann::json step = {{"step", s + 1}, {"tau", tau}};
     for (size_t k = 0; k < indices.size(); ++k) {
       const auto& layer = convs[indices[k]];
-      auto chosen = select_channels(variances[k], layer, mask, tau, o.max_fraction);
+      auto chosen = select_channels(variances[k], layer, mask, tau, o);
       mask.purify(layer, chosen);
       step["purified"][layer.name] = chosen.size();
     }
@@ -118,6 +129,9 @@ Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   o.lr = r.get("lr", o.lr, 0.0, 10.0);
   o.batch_size = r.get("batch_size", static_cast<int>(o.batch_size), 1, 65536);
   o.holdout = r.get("holdout", o.holdout, 0.0, 0.9);
+  o.threshold = r.get("quantile", o.threshold == ThresholdMode::kQuantile ? 1 : 0, 0, 1)
+                    ? ThresholdMode::kQuantile
+                    : ThresholdMode::kMean;
   o.acc_budget = r.get("acc_budget", o.acc_budget, -1.0, 100.0);
   FEDVAR_RETURN_IF_ERROR(r.finish());
   if (o.start > o.max) {

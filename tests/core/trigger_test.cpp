@@ -91,8 +91,8 @@ TEST(TriggerPatch, RandomPositionsStayInsideAndCoverAllPlaces) {
     const int64_t col = on.select(1, 1).min().item<int64_t>();
     ASSERT_LE(row + size, h);
     ASSERT_LE(col + size, w);
-    ASSERT_TRUE(torch::equal(out.narrow(0, i, 1),
-                             expected_patch(zeros.narrow(0, i, 1), row, col, size, false)));
+    torch::Tensor want = expected_patch(zeros.narrow(0, i, 1), row, col, size, false);
+    ASSERT_TRUE(torch::equal(out.narrow(0, i, 1), want)) << "image " << i;
     seen.insert({row, col});
   }
   EXPECT_EQ(seen.size(), static_cast<size_t>((h - size + 1) * (w - size + 1)));
@@ -205,7 +205,8 @@ TEST(TriggerParse, ReadsEveryKey) {
 TEST(TriggerParse, ToStringIsCanonicalAndRoundTrips) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"patch", "patch:size=3,pattern=solid,position=fixed"},
-      {"badnets:col=3,size=5,row=2", "patch:size=5,pattern=solid,position=fixed,row=2,col=3"},
+      {"badnets:col=3,size=5,row=2",
+       "patch:size=5,pattern=solid,position=fixed,row=2,col=3"},
       {"patch:position=random,pattern=checkerboard",
        "patch:size=3,pattern=checkerboard,position=random"},
       {"blend:seed=7,ratio=0.1", "blend:ratio=0.1,seed=7"},
@@ -313,6 +314,7 @@ TEST(TriggerPoison, StampsAndRelabelsExactlyRoundRatioTimesB) {
   const std::vector<std::tuple<int64_t, double, int64_t>> cases = {
       {10, 0.3, 3}, {128, 0.1, 13}, {7, 0.5, 4}, {4, 0.125, 1},
       {10, 0.0, 0}, {10, 0.04, 0}, {10, 1.0, 10}, {10, 1.5, 10}};
+  const torch::Tensor one = expected_patch(torch::zeros({1, 1, 6, 6}), 3, 3, 2, false);
   for (const auto& [batch, ratio, k] : cases) {
     torch::Tensor images = torch::zeros({batch, 1, 6, 6});
     torch::Tensor labels = torch::ones({batch}, torch::kLong);
@@ -323,8 +325,7 @@ TEST(TriggerPoison, StampsAndRelabelsExactlyRoundRatioTimesB) {
     EXPECT_TRUE(torch::equal(marked, labels == 0)) << batch << " x " << ratio;
     for (int64_t i = 0; i < batch; ++i) {
       if (!marked[i].item<bool>()) continue;
-      EXPECT_TRUE(torch::equal(images.narrow(0, i, 1),
-                               expected_patch(torch::zeros({1, 1, 6, 6}), 3, 3, 2, false)));
+      EXPECT_TRUE(torch::equal(images.narrow(0, i, 1), one)) << "image " << i;
     }
   }
 }

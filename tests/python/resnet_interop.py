@@ -7,6 +7,9 @@
   resnet_interop.py check DIR    loads DIR/fedvar.safetensors into torchvision
                                  with strict=True, runs DIR/fedvar_io's input
                                  and compares with fedvar's logits
+  resnet_interop.py strict FILE  loads FILE into torchvision with strict=True
+                                 and prints, per conv, how many output channels
+                                 are all zero (JSON)
 Exit code 0 on success; a message on stderr and 1 otherwise."""
 import os
 import sys
@@ -68,6 +71,17 @@ def check(out_dir):
     return 0
 
 
+def strict(path):
+    import json
+    state, _ = safetensors_io.load(path)
+    model = cifar_resnet18(num_classes=state["fc.weight"].shape[0])
+    model.load_state_dict(state, strict=True)
+    zero = {name: int((m.weight.flatten(1).abs().sum(1) == 0).sum())
+            for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    print(json.dumps(zero))
+    return 0
+
+
 if __name__ == "__main__":
-    mode, directory = sys.argv[1], sys.argv[2]
-    sys.exit(export(directory) if mode == "export" else check(directory))
+    mode, arg = sys.argv[1], sys.argv[2]
+    sys.exit({"export": export, "check": check, "strict": strict}[mode](arg))

@@ -1,0 +1,112 @@
+#include "plugins/vardefense.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "core/model_io.h"
+#include "plugins/channel_stats.h"
+#include "plugins/registry.h"
+#include "tests/support/test_util.h"
+
+namespace fedvar::plugins {
+namespace {
+
+TEST(ChannelStats, MomentumVarianceEqualsDirectComputation) {
+  torch::manual_seed(0);
+  std::vector<torch::Tensor> stream;
+  for (int i = 0; i < 4; ++i) stream.push_back(torch::randn({5, 3, 4, 4}) * (i + 1));
+  MomentumAverage avg(0.75);
+  for (const auto& batch : stream) avg.update(channel_variance(batch));
+  // Direct: v1 = var(b1); v_k = 0.75 v_{k-1} + 0.25 var(b_k), var over (N,H,W).
+  torch::Tensor expected;
+  for (const auto& batch : stream) {
+    auto var = batch.permute({1, 0, 2, 3}).reshape({3, -1}).var(1, /*unbiased=*/false);
+    expected = expected.defined() ? 0.75 * expected + 0.25 * var : var;
+  }
+  EXPECT_TRUE(torch::allclose(avg.value(), expected, 1e-6, 1e-6));
+  // A hand-checked value: channel of {0, 2} has variance 1.
+  auto known = torch::tensor({0.f, 2.f}).view({2, 1, 1, 1});
+  EXPECT_FLOAT_EQ(channel_variance(known).item<float>(), 1.0f);
+}
+
+TEST(ChannelStats, MeasureChannelsSeesTheReluOutputOfEachConv) {
+  ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
+  Dataset data{torch::randint(0, 255, {20, 1, 28, 28}).to(torch::kUInt8),
+               torch::zeros({20}, torch::kLong)};
+  auto stats = measure_channels(model, data, {{0.5}, {0.5}}, torch::kCPU, {0, 19},
+                                {ChannelStat::kVariance, 0.9, 8});
+  ASSERT_EQ(stats.size(), 2u);
+  EXPECT_EQ(stats[0].size(0), 4);
+  EXPECT_EQ(stats[1].size(0), 32);
+  EXPECT_TRUE((stats[1] >= 0).all().item<bool>());
+}
+
+TEST(VarDefense, LayerSelectionTakesTheLastTwoNResidualConvs) {
+  ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
+  auto convs = model->conv_layers();
+  auto names = [&](int n) {
+    std::vector<std::string> out;
+    for (size_t i : purified_layer_indices(model, n)) out.push_back(convs[i].name);
+    return out;
+  };
+  EXPECT_EQ(names(1), (std::vector<std::string>{"layer4.1.conv1", "layer4.1.conv2"}));
+  EXPECT_EQ(names(2), (std::vector<std::string>{"layer4.0.conv1", "layer4.0.conv2",
+                                                "layer4.1.conv1", "layer4.1.conv2"}));
+  EXPECT_EQ(names(3).front(), "layer3.1.conv1");
+}
+
+TEST(VarDefense, OptionsAreValidatedByName) {
+  EXPECT_TRUE(make_defense("vardefense:alpha=0.5,layers=1").ok());
+  auto bad = make_defense("vardefense:alpha=abc");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("alpha"), std::string::npos);
+  auto unknown = make_defense("vardefense:gamma=1");
+  EXPECT_NE(unknown.status().message().find("gamma"), std::string::npos);
+  EXPECT_NE(make_defense("vardefense:start=0.9,max=0.1").status().message().find("start"),
+            std::string::npos);
+  EXPECT_NE(make_defense("magic").status().message().find("magic"), std::string::npos);
+  for (const auto& name : defense_names()) EXPECT_TRUE(make_defense(name).ok()) << name;
+}
+
+// Full width so that torchvision's resnet18 takes the file as it is.
+TEST(VarDefense, PurifiedChannelsStayZeroAndFileLoadsStrictInTorchvision) {
+  torch::manual_seed(0);
+  ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 64});
+  DefenseContext ctx;
+  ctx.clean = Dataset{torch::randint(0, 255, {48, 1, 28, 28}).to(torch::kUInt8),
+                      torch::randint(0, 10, {48}, torch::kLong)};
+  ctx.normalization = {{0.3}, {0.35}};
+  auto defense = make_defense("vardefense:layers=1,steps=2,start=0.5,max=1,"
+                              "final_epochs=1,batch_size=16,holdout=0.25");
+  ASSERT_TRUE(defense.ok());
+  auto report = (*defense)->apply(model, ctx);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  ASSERT_GT((*report)["pruned_total"].get<int>(), 0);
+  // After the fine-tuning steps, every purified channel is still exactly 0.
+  auto convs = model->conv_layers();
+  for (auto& [layer, channels] : (*report)["pruned"].items()) {
+    for (auto& c : convs) {
+      if (c.name != layer) continue;
+      for (int64_t ch : channels.get<std::vector<int64_t>>()) {
+        EXPECT_EQ(c.conv->weight[ch].abs().sum().item<float>(), 0.f) << layer << " " << ch;
+        EXPECT_EQ(c.bn->weight[ch].item<float>(), 0.f);
+        EXPECT_EQ(c.bn->bias[ch].item<float>(), 0.f);
+      }
+    }
+  }
+  if (!testing::python_torch_available()) GTEST_SKIP() << "no python3-torch";
+  testing::TempDir dir;
+  ASSERT_TRUE(save_resnet(dir.file("p.safetensors"), model, ctx.normalization).ok());
+  auto r = testing::run_command("/usr/bin/python3 " + std::string(FEDVAR_SOURCE_DIR) +
+                                "/tests/python/resnet_interop.py strict " +
+                                dir.file("p.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto zero = nlohmann::json::parse(r.output);
+  for (auto& [layer, channels] : (*report)["pruned"].items()) {
+    EXPECT_GE(zero[layer].get<size_t>(), channels.size()) << layer;
+  }
+}
+
+}  // namespace
+}  // namespace fedvar::plugins
