@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/file_io.h"
 #include "core/status.h"
 
 namespace fedvar {
@@ -37,9 +38,5 @@ Result<std::string> serialize_safetensors(const TensorFile& file);
 
 // Writes atomically: a temp file in the same directory, fsync, rename.
 Status write_safetensors(const std::string& path, const TensorFile& file);
-
-// Writes `contents` to `path` atomically (temp file + rename). Shared by every
-// output fedvar writes.
-Status write_file_atomic(const std::string& path, const std::string& contents);
 
 }  // namespace fedvar

@@ -9,23 +9,14 @@
 Uses only torch and the standard library (the safetensors package is not a
 dependency). expected() must match the C++ test's interop_tensors().
 """
-import json
-import struct
+import os
 import sys
 
 import torch
 
-# safetensors dtype name -> torch dtype, in the reference `Dtype` enum order:
-# its writer stores tensors by this order, descending, then by name.
-DTYPES = [
-    ("BOOL", torch.bool), ("U8", torch.uint8), ("I8", torch.int8),
-    ("I16", torch.int16), ("F16", torch.float16), ("BF16", torch.bfloat16),
-    ("I32", torch.int32), ("F32", torch.float32), ("F64", torch.float64),
-    ("I64", torch.int64),
-]
-RANK = {torch_dtype: i for i, (_, torch_dtype) in enumerate(DTYPES)}
-NAME = {torch_dtype: name for name, torch_dtype in DTYPES}
-TORCH = {name: torch_dtype for name, torch_dtype in DTYPES}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from safetensors_io import FormatError, load, save  # noqa: E402
+
 METADATA = {"format": "pt", "source": "interop"}
 
 
@@ -47,51 +38,15 @@ def expected():
     }
 
 
-def tensor_bytes(t):
-    return t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-
-
 def write(path):
-    tensors = sorted(expected().items(), key=lambda kv: (-RANK[kv[1].dtype], kv[0]))
-    header = {"__metadata__": METADATA}
-    data = b""
-    for name, t in tensors:
-        raw = tensor_bytes(t)
-        header[name] = {"dtype": NAME[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [len(data), len(data) + len(raw)]}
-        data += raw
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + data)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n].decode())
-    data = blob[8 + n:]
-    metadata = header.pop("__metadata__", {})
-    tensors, cursor = {}, 0
-    for name, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"]):
-        begin, end = info["data_offsets"]
-        if begin != cursor:
-            sys.exit(f"{name}: data starts at {begin}, expected {cursor}")
-        cursor = end
-        dtype, shape = TORCH[info["dtype"]], info["shape"]
-        if begin == end:
-            tensors[name] = torch.empty(shape, dtype=dtype)
-        else:
-            flat = torch.frombuffer(bytearray(data[begin:end]), dtype=dtype)
-            tensors[name] = flat.reshape(shape)
-    if cursor != len(data):
-        sys.exit(f"data section is {len(data)} bytes, tensors cover {cursor}")
-    return tensors, metadata
+    save(expected(), path, METADATA)
 
 
 def check(path):
-    tensors, metadata = read(path)
+    try:
+        tensors, metadata = load(path)
+    except FormatError as e:
+        sys.exit(str(e))
     if metadata != METADATA:
         sys.exit(f"metadata {metadata} != {METADATA}")
     want = expected()

@@ -1,51 +1,68 @@
-"""Minimal safetensors reader/writer in plain Python + torch, written from the
-format's specification (Debian has no safetensors package). Used by the
-interop tests to check that fedvar's files are what PyTorch users expect."""
+"""safetensors in plain Python + torch, written from the format's
+specification (Debian has no safetensors package); the PyTorch side of the
+interop tests. save() lays a file out as the reference writer does (tensors
+by dtype order descending, then name; compact JSON header, space-padded to 8
+bytes); load() checks that the data section is covered exactly."""
 import json
 import struct
 
 import torch
 
-_DTYPES = {
-    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16",
-    torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32",
-    torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
-}
-_TORCH = {v: k for k, v in _DTYPES.items()}
+# safetensors dtype name -> torch dtype, in the reference `Dtype` enum order:
+# its writer stores tensors by this order, descending, then by name.
+DTYPES = [
+    ("BOOL", torch.bool), ("U8", torch.uint8), ("I8", torch.int8),
+    ("I16", torch.int16), ("F16", torch.float16), ("BF16", torch.bfloat16),
+    ("I32", torch.int32), ("F32", torch.float32), ("F64", torch.float64),
+    ("I64", torch.int64),
+]
+RANK = {torch_dtype: i for i, (_, torch_dtype) in enumerate(DTYPES)}
+NAME = {torch_dtype: name for name, torch_dtype in DTYPES}
+TORCH = {name: torch_dtype for name, torch_dtype in DTYPES}
+
+
+class FormatError(Exception):
+    pass
+
+
+def tensor_bytes(t):
+    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
 def save(tensors, path, metadata=None):
-    header, blobs, offset = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous().cpu()
-        raw = t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode()
+    ordered = sorted(tensors.items(), key=lambda kv: (-RANK[kv[1].dtype], kv[0]))
+    header = {"__metadata__": metadata} if metadata else {}
+    data = b""
+    for name, t in ordered:
+        raw = tensor_bytes(t)
+        header[name] = {"dtype": NAME[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
     text += b" " * (-len(text) % 8)
     with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for raw in blobs:
-            f.write(raw)
+        f.write(struct.pack("<Q", len(text)) + text + data)
 
 
 def load(path):
     with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    metadata = header.pop("__metadata__", {})
-    base = 8 + n
-    tensors = {}
-    for name, info in header.items():
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n].decode())
+    data = blob[8 + n:]
+    metadata = header.pop("__metadata__", None) or {}
+    tensors, cursor = {}, 0
+    for name, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"]):
         begin, end = info["data_offsets"]
-        dtype = _TORCH[info["dtype"]]
-        buf = bytearray(data[base + begin:base + end])
-        flat = torch.frombuffer(buf, dtype=dtype) if buf else torch.empty(0, dtype=dtype)
-        tensors[name] = flat.reshape(info["shape"]).clone()
+        if begin != cursor:
+            raise FormatError(f"{name}: data starts at {begin}, expected {cursor}")
+        cursor = end
+        dtype, shape = TORCH[info["dtype"]], info["shape"]
+        if begin == end:
+            tensors[name] = torch.empty(shape, dtype=dtype)
+        else:
+            flat = torch.frombuffer(bytearray(data[begin:end]), dtype=dtype)
+            tensors[name] = flat.reshape(shape).clone()
+    if cursor != len(data):
+        raise FormatError(f"data section is {len(data)} bytes, tensors cover {cursor}")
     return tensors, metadata
