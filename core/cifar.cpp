@@ -19,9 +19,9 @@ constexpr int kCifar10Batches = 5;
 
 // The layout of one record of a variant.
 struct RecordFormat {
-  int64_t label_bytes;   // 1 (CIFAR-10) or 2 (CIFAR-100: coarse, fine)
-  int64_t label_offset;  // which label byte is the label used
-  int64_t num_classes;   // range of that label
+  int64_t label_bytes;     // 1 (CIFAR-10) or 2 (CIFAR-100: coarse, fine)
+  int64_t label_offset;    // which label byte is the label used
+  int64_t num_classes;     // range of that label
   int64_t coarse_classes;  // range of the other label byte (CIFAR-100), or 0
   int64_t record_bytes() const { return label_bytes + kPixelBytes; }
 };

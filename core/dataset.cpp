@@ -17,8 +17,7 @@ namespace fs = std::filesystem;
 
 // Parses one side of "A:B": empty means `fallback`; a negative value counts
 // from the end. Returns false on anything but an optionally signed integer.
-bool parse_bound(const std::string& text, int64_t size, int64_t fallback,
-                 int64_t* out) {
+bool parse_bound(const std::string& text, int64_t size, int64_t fallback, int64_t* out) {
   if (text.empty()) {
     *out = fallback;
     return true;
@@ -87,8 +86,8 @@ Result<IndexRange> parse_range(const std::string& spec, int64_t size) {
 
 Result<Dataset> load_dataset(const std::string& dir, const std::string& split) {
   if (split != "train" && split != "test") {
-    return Status::InvalidArgument("split must be \"train\" or \"test\", got \"" +
-                                   split + "\"");
+    return Status::InvalidArgument("split must be \"train\" or \"test\", got \"" + split +
+                                   "\"");
   }
   const fs::path root(dir);
   if (!path_exists(root)) return Status::NotFound("data directory " + dir);

@@ -19,7 +19,7 @@ namespace {
 
 constexpr unsigned char kIdxUnsignedByte = 0x08;  // the only supported type
 constexpr int kMaxDims = 4;
-constexpr int64_t kIdxClasses = 10;  // MNIST and Fashion-MNIST
+constexpr int64_t kIdxClasses = 10;                // MNIST and Fashion-MNIST
 constexpr size_t kMaxZlibChunk = size_t{1} << 30;  // fits zlib's uInt counters
 
 Result<std::string> read_whole_file(const std::string& path) {
@@ -157,11 +157,11 @@ Result<torch::Tensor> read_idx(const std::string& path) {
   const uint64_t expected = idx_data_bytes(shape);
   if (expected != actual) {
     const bool huge = expected == UINT64_MAX;
-    return Status::DataLoss(
-        path + ": IDX data " + (actual < expected ? "truncated" : "too long") +
-        ": dims " + describe_shape(shape) + " need " +
-        (huge ? "over 2^64" : std::to_string(expected)) + " bytes, got " +
-        std::to_string(actual));
+    return Status::DataLoss(path + ": IDX data " +
+                            (actual < expected ? "truncated" : "too long") + ": dims " +
+                            describe_shape(shape) + " need " +
+                            (huge ? "over 2^64" : std::to_string(expected)) +
+                            " bytes, got " + std::to_string(actual));
   }
   try {
     torch::Tensor out = torch::empty(shape, torch::kUInt8);

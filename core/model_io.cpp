@@ -122,12 +122,12 @@ Status save_resnet(const std::string& path, ResNet18& model,
   file.metadata = std::move(extra_metadata);
   file.metadata["format"] = "pt";
   const auto& o = model->options();
-  file.metadata["arch"] = nlohmann::json{{"name", "resnet18"},
-                                         {"in_channels", o.in_channels},
-                                         {"num_classes", o.num_classes},
-                                         {"stem", stem_name(o.stem)},
-                                         {"width", o.width}}
-                              .dump();
+  file.metadata["arch"] = nlohmann::json{
+      {"name", "resnet18"},
+      {"in_channels", o.in_channels},
+      {"num_classes", o.num_classes},
+      {"stem", stem_name(o.stem)},
+      {"width", o.width}}.dump();
   if (normalization) file.metadata["normalize"] = normalization->to_string();
   return write_safetensors(path, file);
 }

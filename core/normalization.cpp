@@ -14,8 +14,8 @@ Result<Normalization> Normalization::parse(const std::string& text) {
       values.push_back(std::stod(item, &used));
       if (used != item.size()) throw std::invalid_argument(item);
     } catch (const std::exception&) {
-      return Status::InvalidArgument("normalization '" + text +
-                                     "': '" + item + "' is not a number");
+      return Status::InvalidArgument("normalization '" + text + "': '" + item +
+                                     "' is not a number");
     }
   }
   if (values.empty() || values.size() % 2 != 0) {
@@ -55,9 +55,9 @@ Normalization Normalization::estimate(const Dataset& data) {
 
 Status Normalization::check_channels(int64_t channels) const {
   if (static_cast<int64_t>(mean.size()) != channels) {
-    return Status::InvalidArgument(
-        "normalization has " + std::to_string(mean.size()) +
-        " channel(s) but the images have " + std::to_string(channels));
+    return Status::InvalidArgument("normalization has " + std::to_string(mean.size()) +
+                                   " channel(s) but the images have " +
+                                   std::to_string(channels));
   }
   return Status::Ok();
 }
@@ -69,10 +69,10 @@ torch::Tensor to_unit_float(const torch::Tensor& images, const torch::Device& de
 torch::Tensor normalize(const torch::Tensor& unit_images, const Normalization& n) {
   auto opts = torch::TensorOptions().dtype(torch::kFloat).device(unit_images.device());
   auto shape = std::vector<int64_t>{1, static_cast<int64_t>(n.mean.size()), 1, 1};
-  auto mean = torch::tensor(std::vector<float>(n.mean.begin(), n.mean.end()), opts)
-                  .view(shape);
-  auto std = torch::tensor(std::vector<float>(n.std.begin(), n.std.end()), opts)
-                 .view(shape);
+  auto mean =
+      torch::tensor(std::vector<float>(n.mean.begin(), n.mean.end()), opts).view(shape);
+  auto std =
+      torch::tensor(std::vector<float>(n.std.begin(), n.std.end()), opts).view(shape);
   return (unit_images - mean) / std;
 }
 

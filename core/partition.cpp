@@ -132,8 +132,7 @@ Result<std::vector<int64_t>> label_vector(const torch::Tensor& labels) {
     }
     return out;
   } catch (const c10::Error& e) {
-    return Status::Internal(std::string("reading labels: ") +
-                            e.what_without_backtrace());
+    return Status::Internal(std::string("reading labels: ") + e.what_without_backtrace());
   }
 }
 

@@ -22,9 +22,7 @@ void observe(const ConvObserver* observer, size_t index, const torch::Tensor& t)
 
 }  // namespace
 
-const char* stem_name(Stem stem) {
-  return stem == Stem::kCifar ? "cifar" : "imagenet";
-}
+const char* stem_name(Stem stem) { return stem == Stem::kCifar ? "cifar" : "imagenet"; }
 
 BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride)
     : conv1(conv3x3(in_planes, planes, stride)),
@@ -38,17 +36,15 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride
   register_module("bn2", bn2);
   if (stride != 1 || in_planes != planes) {
     downsample_ = torch::nn::Sequential(
-        torch::nn::Conv2d(torch::nn::Conv2dOptions(in_planes, planes, 1)
-                              .stride(stride)
-                              .bias(false)),
+        torch::nn::Conv2d(
+            torch::nn::Conv2dOptions(in_planes, planes, 1).stride(stride).bias(false)),
         torch::nn::BatchNorm2d(planes));
     register_module("downsample", downsample_);
   }
 }
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x,
-                                      const ConvObserver* observer,
-                                      size_t first_index) {
+                                      const ConvObserver* observer, size_t first_index) {
   auto out = bn1(conv1(x));
   observe(observer, first_index, out);
   out = bn2(conv2(F::relu(out)));
@@ -82,8 +78,7 @@ ResNet18Impl::ResNet18Impl(const ResNetOptions& options)
   torch::NoGradGuard no_grad;
   for (auto& module : modules(/*include_self=*/false)) {
     if (auto* conv = module->as<torch::nn::Conv2d>()) {
-      torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut,
-                                       torch::kReLU);
+      torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
     } else if (auto* bn = module->as<torch::nn::BatchNorm2d>()) {
       bn->weight.fill_(1.0);
       bn->bias.zero_();
@@ -153,8 +148,8 @@ std::vector<ConvBn> ResNet18Impl::conv_layers() {
       convs.push_back({prefix + "conv1", prefix + "bn1", block->conv1, block->bn1});
       convs.push_back({prefix + "conv2", prefix + "bn2", block->conv2, block->bn2});
       if (block->has_downsample()) {
-        auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(
-            block->downsample_->ptr(0));
+        auto conv =
+            std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(block->downsample_->ptr(0));
         auto bn = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(
             block->downsample_->ptr(1));
         convs.push_back({prefix + "downsample.0", prefix + "downsample.1",

@@ -23,10 +23,10 @@ enum class Stem {
 };
 
 struct ResNetOptions {
-  int64_t in_channels = 1;   // 1 for (Fashion-)MNIST, 3 for CIFAR
+  int64_t in_channels = 1;  // 1 for (Fashion-)MNIST, 3 for CIFAR
   int64_t num_classes = 10;
   Stem stem = Stem::kCifar;
-  int64_t width = 64;        // channels of layer1; 64 is torchvision's
+  int64_t width = 64;  // channels of layer1; 64 is torchvision's
 };
 
 const char* stem_name(Stem stem);

@@ -23,8 +23,7 @@ enum class Code {
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(Code code, std::string message)
-      : code_(code), message_(std::move(message)) {}
+  Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return {}; }
   static Status InvalidArgument(std::string m) {
@@ -35,9 +34,7 @@ class [[nodiscard]] Status {
   static Status FailedPrecondition(std::string m) {
     return {Code::kFailedPrecondition, std::move(m)};
   }
-  static Status Unavailable(std::string m) {
-    return {Code::kUnavailable, std::move(m)};
-  }
+  static Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
@@ -57,7 +54,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {}  // NOLINT
 
   bool ok() const { return status_.ok(); }
@@ -77,10 +74,10 @@ class [[nodiscard]] Result {
 }  // namespace fedvar
 
 // Return early from a function on error.
-#define FEDVAR_RETURN_IF_ERROR(expr)        \
-  do {                                      \
-    ::fedvar::Status _st = (expr);          \
-    if (!_st.ok()) return _st;              \
+#define FEDVAR_RETURN_IF_ERROR(expr) \
+  do {                               \
+    ::fedvar::Status _st = (expr);   \
+    if (!_st.ok()) return _st;       \
   } while (0)
 
 #define FEDVAR_CONCAT_INNER(a, b) a##b

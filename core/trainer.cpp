@@ -12,9 +12,9 @@ Result<std::vector<EpochStats>> train_model(ResNet18& model, const Dataset& data
                                             const TrainCallbacks& callbacks) {
   if (data.size() == 0) return Status::InvalidArgument("training set is empty");
   if (data.channels() != model->options().in_channels) {
-    return Status::InvalidArgument(
-        "images have " + std::to_string(data.channels()) + " channel(s), the model " +
-        std::to_string(model->options().in_channels));
+    return Status::InvalidArgument("images have " + std::to_string(data.channels()) +
+                                   " channel(s), the model " +
+                                   std::to_string(model->options().in_channels));
   }
   FEDVAR_RETURN_IF_ERROR(opts.normalization.check_channels(data.channels()));
   model->to(opts.device);
@@ -38,8 +38,8 @@ Result<std::vector<EpochStats>> train_model(ResNet18& model, const Dataset& data
       auto x = to_unit_float(data.images.index_select(0, idx), opts.device);
       auto y = data.labels.index_select(0, idx).to(opts.device);
       if (poison) {
-        stats.poisoned += poison_batch(poison->trigger, x, y, poison->target,
-                                       poison->ratio, rng);
+        stats.poisoned +=
+            poison_batch(poison->trigger, x, y, poison->target, poison->ratio, rng);
       }
       sgd.zero_grad();
       auto logits = model->forward(normalize(x, opts.normalization));
@@ -53,9 +53,10 @@ Result<std::vector<EpochStats>> train_model(ResNet18& model, const Dataset& data
       }
     }
     stats.loss /= static_cast<double>(data.size());
-    stats.train_acc = 100.0 * static_cast<double>(correct) / static_cast<double>(data.size());
-    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-                        .count();
+    stats.train_acc =
+        100.0 * static_cast<double>(correct) / static_cast<double>(data.size());
+    stats.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (callbacks.on_epoch) callbacks.on_epoch(stats);
     history.push_back(stats);
   }

@@ -18,11 +18,11 @@ namespace fedvar {
 
 struct TrainOptions {
   int epochs = 1;
-  double lr = 0.01;            // SGD, the paper's setting (4.1.5)
+  double lr = 0.01;  // SGD, the paper's setting (4.1.5)
   double momentum = 0.9;
   double weight_decay = 5e-4;
-  int64_t batch_size = 128;    // the paper's setting
-  uint64_t seed = 0;           // shuffling and poisoning
+  int64_t batch_size = 128;  // the paper's setting
+  uint64_t seed = 0;         // shuffling and poisoning
   Normalization normalization;
   torch::Device device = torch::kCPU;
 };
@@ -35,10 +35,10 @@ struct PoisonOptions {
 };
 
 struct EpochStats {
-  int epoch = 0;        // 1-based
-  double loss = 0.0;    // mean cross-entropy over the epoch
+  int epoch = 0;      // 1-based
+  double loss = 0.0;  // mean cross-entropy over the epoch
   double train_acc = 0.0;
-  int64_t poisoned = 0; // images stamped this epoch
+  int64_t poisoned = 0;  // images stamped this epoch
   double seconds = 0.0;
 };
 

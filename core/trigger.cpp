@@ -67,29 +67,33 @@ std::string dims(int64_t rows, int64_t cols) {
   return std::to_string(rows) + "x" + std::to_string(cols);
 }
 
-Status set_patch_key(TriggerSpec& s, const std::string& key,
-                     const std::string& value) {
+Status set_patch_key(TriggerSpec& s, const std::string& key, const std::string& value) {
   if (key == "size") return parse_int_key(key, value, &s.size);
   if (key == "row") return parse_int_key(key, value, &s.row, 0);
   if (key == "col") return parse_int_key(key, value, &s.col, 0);
   if (key == "pattern") {
-    if (value == "solid") s.pattern = PatchPattern::kSolid;
-    else if (value == "checkerboard") s.pattern = PatchPattern::kCheckerboard;
-    else return bad_value(key, value, "expected solid|checkerboard");
+    if (value == "solid")
+      s.pattern = PatchPattern::kSolid;
+    else if (value == "checkerboard")
+      s.pattern = PatchPattern::kCheckerboard;
+    else
+      return bad_value(key, value, "expected solid|checkerboard");
     return Status::Ok();
   }
   if (key == "position") {
-    if (value == "fixed") s.random_position = false;
-    else if (value == "random") s.random_position = true;
-    else return bad_value(key, value, "expected fixed|random");
+    if (value == "fixed")
+      s.random_position = false;
+    else if (value == "random")
+      s.random_position = true;
+    else
+      return bad_value(key, value, "expected fixed|random");
     return Status::Ok();
   }
   return bad_value(key, value,
                    "unknown key for patch (size, pattern, position, row, col)");
 }
 
-Status set_blend_key(TriggerSpec& s, const std::string& key,
-                     const std::string& value) {
+Status set_blend_key(TriggerSpec& s, const std::string& key, const std::string& value) {
   if (key == "ratio" && !parse_number(value, &s.ratio)) {
     return bad_value(key, value, "not a number");
   }
@@ -100,8 +104,7 @@ Status set_blend_key(TriggerSpec& s, const std::string& key,
   return bad_value(key, value, "unknown key for blend (ratio, seed)");
 }
 
-Status set_dba_key(TriggerSpec& s, const std::string& key,
-                   const std::string& value) {
+Status set_dba_key(TriggerSpec& s, const std::string& key, const std::string& value) {
   if (key == "pieces") return parse_int_key(key, value, &s.pieces);
   if (key == "gap") return parse_int_key(key, value, &s.gap);
   if (key == "bar") return parse_dims_key(key, value, &s.bar_rows, &s.bar_cols);
@@ -115,15 +118,17 @@ Status set_dba_key(TriggerSpec& s, const std::string& key,
     }
     return Status::Ok();
   }
-  return bad_value(key, value,
-                   "unknown key for dba (pieces, piece, bar, gap, origin)");
+  return bad_value(key, value, "unknown key for dba (pieces, piece, bar, gap, origin)");
 }
 
 Status set_key(TriggerSpec& s, const std::string& key, const std::string& value) {
   switch (s.kind) {
-    case TriggerKind::kPatch: return set_patch_key(s, key, value);
-    case TriggerKind::kBlend: return set_blend_key(s, key, value);
-    case TriggerKind::kDba: return set_dba_key(s, key, value);
+    case TriggerKind::kPatch:
+      return set_patch_key(s, key, value);
+    case TriggerKind::kBlend:
+      return set_blend_key(s, key, value);
+    case TriggerKind::kDba:
+      return set_dba_key(s, key, value);
   }
   return Status::Internal("unknown trigger kind");
 }
@@ -144,9 +149,9 @@ Status validate_dba(const TriggerSpec& s) {
   const auto num = [](int64_t v) { return std::to_string(v); };
   if (s.pieces < 1) return bad_value("pieces", num(s.pieces), "must be >= 1");
   if (s.piece < -1 || s.piece >= s.pieces) {
-    return bad_value("piece", num(s.piece),
-                     "must be all or 0.." + num(s.pieces - 1) +
-                         " (pieces=" + num(s.pieces) + ")");
+    return bad_value(
+        "piece", num(s.piece),
+        "must be all or 0.." + num(s.pieces - 1) + " (pieces=" + num(s.pieces) + ")");
   }
   if (s.bar_rows < 1 || s.bar_cols < 1) {
     return bad_value("bar", dims(s.bar_rows, s.bar_cols), "must be at least 1x1");
@@ -161,22 +166,28 @@ Status validate_dba(const TriggerSpec& s) {
 // The fields' ranges, whatever the image size.
 Status validate_spec(const TriggerSpec& s) {
   switch (s.kind) {
-    case TriggerKind::kPatch: return validate_patch(s);
+    case TriggerKind::kPatch:
+      return validate_patch(s);
     case TriggerKind::kBlend:
       if (!(s.ratio > 0.0 && s.ratio <= 1.0)) {
         return bad_value("ratio", format_double(s.ratio), "must be in (0, 1]");
       }
       return Status::Ok();
-    case TriggerKind::kDba: return validate_dba(s);
+    case TriggerKind::kDba:
+      return validate_dba(s);
   }
   return Status::Internal("unknown trigger kind");
 }
 
 Status parse_kind(const std::string& kind, TriggerSpec* s) {
-  if (kind == "patch" || kind == "badnets") s->kind = TriggerKind::kPatch;
-  else if (kind == "blend") s->kind = TriggerKind::kBlend;
-  else if (kind == "dba") s->kind = TriggerKind::kDba;
-  else return bad_value("kind", kind, "unknown trigger kind (patch|badnets|blend|dba)");
+  if (kind == "patch" || kind == "badnets")
+    s->kind = TriggerKind::kPatch;
+  else if (kind == "blend")
+    s->kind = TriggerKind::kBlend;
+  else if (kind == "dba")
+    s->kind = TriggerKind::kDba;
+  else
+    return bad_value("kind", kind, "unknown trigger kind (patch|badnets|blend|dba)");
   return Status::Ok();
 }
 
@@ -205,8 +216,8 @@ Status parse_into(const std::string& text, TriggerSpec* s) {
 }
 
 // Bottom-right corner with a 1-pixel margin unless row/col are given.
-std::pair<int64_t, int64_t> fixed_patch_origin(const TriggerSpec& s,
-                                               int64_t height, int64_t width) {
+std::pair<int64_t, int64_t> fixed_patch_origin(const TriggerSpec& s, int64_t height,
+                                               int64_t width) {
   return {s.row >= 0 ? s.row : height - 1 - s.size,
           s.col >= 0 ? s.col : width - 1 - s.size};
 }
@@ -228,13 +239,13 @@ Status check_patch_fits(const TriggerSpec& s, int64_t height, int64_t width) {
   if (s.random_position) return Status::Ok();
   const auto [row, col] = fixed_patch_origin(s, height, width);
   if (row < 0 || col < 0) {
-    return bad_value("size", size, "leaves no 1-pixel margin in " + image +
-                                       " images; give row=/col=");
+    return bad_value("size", size,
+                     "leaves no 1-pixel margin in " + image + " images; give row=/col=");
   }
   if (row + s.size > height || col + s.size > width) {
-    return Status::InvalidArgument("patch of size=" + size + " at row=" +
-                                   std::to_string(row) + ",col=" + std::to_string(col) +
-                                   " falls outside " + image + " images");
+    return Status::InvalidArgument(
+        "patch of size=" + size + " at row=" + std::to_string(row) +
+        ",col=" + std::to_string(col) + " falls outside " + image + " images");
   }
   return Status::Ok();
 }
@@ -314,8 +325,7 @@ void apply_dba(const TriggerSpec& s, torch::Tensor& images) {
 }
 
 bool can_stamp(const TriggerSpec& s, const torch::Tensor& images) {
-  return images.defined() && images.dim() == 4 &&
-         images.is_floating_point() &&
+  return images.defined() && images.dim() == 4 && images.is_floating_point() &&
          check_trigger_fits(s, images.size(2), images.size(3)).ok();
 }
 
@@ -334,8 +344,8 @@ std::string TriggerSpec::to_string() const {
     case TriggerKind::kBlend:
       return "blend:ratio=" + format_double(ratio) + ",seed=" + std::to_string(seed);
     case TriggerKind::kDba:
-      return "dba:pieces=" + std::to_string(pieces) + ",piece=" +
-             (piece < 0 ? std::string("all") : std::to_string(piece)) +
+      return "dba:pieces=" + std::to_string(pieces) +
+             ",piece=" + (piece < 0 ? std::string("all") : std::to_string(piece)) +
              ",bar=" + dims(bar_rows, bar_cols) + ",gap=" + std::to_string(gap) +
              ",origin=" + dims(origin_row, origin_col);
   }
@@ -344,9 +354,9 @@ std::string TriggerSpec::to_string() const {
 
 bool operator==(const TriggerSpec& a, const TriggerSpec& b) {
   const auto fields = [](const TriggerSpec& s) {
-    return std::tie(s.kind, s.size, s.pattern, s.random_position, s.row, s.col,
-                    s.ratio, s.seed, s.pieces, s.piece, s.bar_rows, s.bar_cols,
-                    s.gap, s.origin_row, s.origin_col);
+    return std::tie(s.kind, s.size, s.pattern, s.random_position, s.row, s.col, s.ratio,
+                    s.seed, s.pieces, s.piece, s.bar_rows, s.bar_cols, s.gap,
+                    s.origin_row, s.origin_col);
   };
   return fields(a) == fields(b);
 }
@@ -375,15 +385,17 @@ Status check_trigger_fits(const TriggerSpec& spec, int64_t height, int64_t width
     return Status::InvalidArgument("empty images " + dims(height, width));
   }
   switch (spec.kind) {
-    case TriggerKind::kPatch: return check_patch_fits(spec, height, width);
-    case TriggerKind::kBlend: return Status::Ok();
-    case TriggerKind::kDba: return check_dba_fits(spec, height, width);
+    case TriggerKind::kPatch:
+      return check_patch_fits(spec, height, width);
+    case TriggerKind::kBlend:
+      return Status::Ok();
+    case TriggerKind::kDba:
+      return check_dba_fits(spec, height, width);
   }
   return Status::Internal("unknown trigger kind");
 }
 
-void apply_trigger(const TriggerSpec& spec, torch::Tensor& images,
-                   std::mt19937_64& rng) {
+void apply_trigger(const TriggerSpec& spec, torch::Tensor& images, std::mt19937_64& rng) {
   if (!can_stamp(spec, images)) return;
   torch::NoGradGuard no_grad;
   switch (spec.kind) {
@@ -391,8 +403,8 @@ void apply_trigger(const TriggerSpec& spec, torch::Tensor& images,
       apply_patch(spec, images, rng);
       break;
     case TriggerKind::kBlend: {
-      torch::Tensor noise = blend_noise(spec.seed, images.size(1), images.size(2),
-                                        images.size(3));
+      torch::Tensor noise =
+          blend_noise(spec.seed, images.size(1), images.size(2), images.size(3));
       images.mul_(1.0 - spec.ratio).add_(noise.to(images.options()), spec.ratio);
       break;
     }

@@ -66,9 +66,7 @@ struct TriggerSpec {
 
 // Field-wise equality (all fields, including those another kind ignores).
 bool operator==(const TriggerSpec& a, const TriggerSpec& b);
-inline bool operator!=(const TriggerSpec& a, const TriggerSpec& b) {
-  return !(a == b);
-}
+inline bool operator!=(const TriggerSpec& a, const TriggerSpec& b) { return !(a == b); }
 
 // Parses a spec string. Unknown kinds or keys, repeated keys, malformed and
 // out-of-range values are kInvalidArgument with a message naming the key and
@@ -87,8 +85,7 @@ Status check_trigger_fits(const TriggerSpec& spec, int64_t height, int64_t width
 // Stamps the trigger in place on float images [B, C, H, W] in [0, 1], CPU or
 // CUDA; `rng` draws random positions (one per image, in batch order). Leaves
 // the images unchanged unless 4-D floating point and check_trigger_fits is ok.
-void apply_trigger(const TriggerSpec& spec, torch::Tensor& images,
-                   std::mt19937_64& rng);
+void apply_trigger(const TriggerSpec& spec, torch::Tensor& images, std::mt19937_64& rng);
 
 // Poisons a batch in place: k = round(clamp(ratio, 0, 1) * B) distinct images
 // chosen with `rng` get the trigger and the label (int64 [B]) `target`. Returns

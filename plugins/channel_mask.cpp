@@ -8,9 +8,9 @@ namespace {
 void zero_channels(const ConvBn& layer, const std::set<int64_t>& channels) {
   if (channels.empty()) return;
   torch::NoGradGuard no_grad;
-  auto index = torch::tensor(std::vector<int64_t>(channels.begin(), channels.end()),
-                             torch::TensorOptions(torch::kLong)
-                                 .device(layer.conv->weight.device()));
+  auto index = torch::tensor(
+      std::vector<int64_t>(channels.begin(), channels.end()),
+      torch::TensorOptions(torch::kLong).device(layer.conv->weight.device()));
   layer.conv->weight.index_fill_(0, index, 0.0);
   layer.bn->weight.index_fill_(0, index, 0.0);
   layer.bn->bias.index_fill_(0, index, 0.0);

@@ -5,8 +5,8 @@
 // the BN weight still receives gradient.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <torch/types.h>
+#include <nlohmann/json.hpp>
 
 #include <map>
 #include <set>

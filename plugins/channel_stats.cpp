@@ -37,8 +37,8 @@ std::vector<torch::Tensor> measure_channels(ResNet18& model, const Dataset& data
   };
   for (int64_t begin = 0; begin < data.size(); begin += options.batch_size) {
     const int64_t end = std::min(begin + options.batch_size, data.size());
-    auto x = normalize(to_unit_float(data.images.slice(0, begin, end), device),
-                       normalization);
+    auto x =
+        normalize(to_unit_float(data.images.slice(0, begin, end), device), normalization);
     model->forward(x, &observer);
   }
   std::vector<torch::Tensor> out;

@@ -4,8 +4,8 @@
 // The math lives in free functions over tensors; no sockets here.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <torch/types.h>
+#include <nlohmann/json.hpp>
 
 #include <functional>
 #include <memory>
@@ -24,7 +24,7 @@ struct DefenseContext {
   Dataset clean;                // the defender's clean images (uint8)
   Normalization normalization;  // the model's input normalization
   torch::Device device = torch::kCPU;
-  uint64_t seed = 0;            // splits, shuffling
+  uint64_t seed = 0;  // splits, shuffling
   // Progress lines (purification steps, epochs); may be empty.
   std::function<void(const std::string&)> progress;
 };

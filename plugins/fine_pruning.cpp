@@ -39,9 +39,9 @@ Result<nlohmann::json> FinePruning::apply(ResNet18& model, const DefenseContext&
     auto trial = clone_model(model);
     ChannelMask trial_mask;
     auto prune = order.slice(0, 0, n);
-    trial_mask.purify(trial->conv_layers()[last],
-                      std::vector<int64_t>(prune.data_ptr<int64_t>(),
-                                           prune.data_ptr<int64_t>() + n));
+    trial_mask.purify(
+        trial->conv_layers()[last],
+        std::vector<int64_t>(prune.data_ptr<int64_t>(), prune.data_ptr<int64_t>() + n));
     if (acc_before - clean_accuracy(trial, split.holdout, ctx) > options_.acc_drop) break;
     kept = n;
   }
@@ -55,18 +55,18 @@ Result<nlohmann::json> FinePruning::apply(ResNet18& model, const DefenseContext&
   }
   auto tune = options_.tune;
   tune.seed = ctx.seed;
-  FEDVAR_RETURN_IF_ERROR(fine_tune(model, split.tune, ctx, tune, cross_entropy_loss,
-                                   [&] { mask.apply(); }));
+  FEDVAR_RETURN_IF_ERROR(
+      fine_tune(model, split.tune, ctx, tune, cross_entropy_loss, [&] { mask.apply(); }));
   const double total = std::chrono::duration<double>(Clock::now() - start).count();
-  return nlohmann::json{{"defense", name()},
-                        {"holdout_images", split.holdout.size()},
-                        {"acc_before", acc_before},
-                        {"acc_after", clean_accuracy(model, split.holdout, ctx)},
-                        {"pruned", mask.to_json()},
-                        {"pruned_total", mask.total()},
-                        {"seconds", {{"prune", prune_s},
-                                     {"fine_tune", total - prune_s},
-                                     {"total", total}}}};
+  return nlohmann::json{
+      {"defense", name()},
+      {"holdout_images", split.holdout.size()},
+      {"acc_before", acc_before},
+      {"acc_after", clean_accuracy(model, split.holdout, ctx)},
+      {"pruned", mask.to_json()},
+      {"pruned_total", mask.total()},
+      {"seconds",
+       {{"prune", prune_s}, {"fine_tune", total - prune_s}, {"total", total}}}};
 }
 
 }  // namespace fedvar::plugins

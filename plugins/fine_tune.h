@@ -17,10 +17,10 @@ namespace fedvar::plugins {
 
 struct FineTuneOptions {
   int epochs = 10;
-  double lr = 0.01;            // the paper's SGD setting (4.1.5)
+  double lr = 0.01;  // the paper's SGD setting (4.1.5)
   double momentum = 0.9;
   double weight_decay = 5e-4;
-  int64_t batch_size = 128;    // the paper's setting
+  int64_t batch_size = 128;  // the paper's setting
   uint64_t seed = 0;
 };
 

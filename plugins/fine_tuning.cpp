@@ -22,7 +22,8 @@ Result<nlohmann::json> FineTuning::apply(ResNet18& model, const DefenseContext& 
   auto tune = options_.tune;
   tune.seed = ctx.seed;
   FEDVAR_RETURN_IF_ERROR(fine_tune(model, split.tune, ctx, tune, cross_entropy_loss));
-  if (ctx.progress) ctx.progress("fine-tuning: " + std::to_string(tune.epochs) + " epochs");
+  if (ctx.progress)
+    ctx.progress("fine-tuning: " + std::to_string(tune.epochs) + " epochs");
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return nlohmann::json{{"defense", name()},

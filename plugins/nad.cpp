@@ -60,14 +60,14 @@ Result<nlohmann::json> Nad::apply(ResNet18& model, const DefenseContext& ctx) {
   tune.seed = ctx.seed + 1;
   FEDVAR_RETURN_IF_ERROR(fine_tune(model, split.tune, ctx, tune, loss));
   const double total = std::chrono::duration<double>(Clock::now() - start).count();
-  return nlohmann::json{{"defense", name()},
-                        {"holdout_images", split.holdout.size()},
-                        {"acc_before", acc_before},
-                        {"acc_after", clean_accuracy(model, split.holdout, ctx)},
-                        {"pruned", nlohmann::json::object()},
-                        {"seconds", {{"teacher", teacher_s},
-                                     {"distill", total - teacher_s},
-                                     {"total", total}}}};
+  return nlohmann::json{
+      {"defense", name()},
+      {"holdout_images", split.holdout.size()},
+      {"acc_before", acc_before},
+      {"acc_after", clean_accuracy(model, split.holdout, ctx)},
+      {"pruned", nlohmann::json::object()},
+      {"seconds",
+       {{"teacher", teacher_s}, {"distill", total - teacher_s}, {"total", total}}}};
 }
 
 }  // namespace fedvar::plugins

@@ -56,7 +56,8 @@ std::vector<int64_t> select_channels(const torch::Tensor& variance, const ConvBn
   for (int64_t c : alive) {
     if (var[c] < threshold) chosen.push_back(c);
   }
-  std::sort(chosen.begin(), chosen.end(), [&](int64_t a, int64_t b) { return var[a] < var[b]; });
+  std::sort(chosen.begin(), chosen.end(),
+            [&](int64_t a, int64_t b) { return var[a] < var[b]; });
   const auto cap = static_cast<int64_t>(std::floor(o.max_fraction * channels)) -
                    static_cast<int64_t>(mask.count(layer.name));
   if (static_cast<int64_t>(chosen.size()) > cap) chosen.resize(std::max<int64_t>(cap, 0));
@@ -83,8 +84,8 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
     const double tau =
         o.steps == 1 ? o.max : o.start + (o.max - o.start) * s / (o.steps - 1);
     auto t0 = Clock::now();
-    auto variances = measure_channels(model, tune, ctx.normalization, ctx.device,
-                                      indices, stat);
+    auto variances =
+        measure_channels(model, tune, ctx.normalization, ctx.device, indices, stat);
     measure_s += seconds_since(t0);
     nlohmann::json step = {{"step", s + 1}, {"tau", tau}};
     for (size_t k = 0; k < indices.size(); ++k) {
@@ -96,9 +97,9 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
     t0 = Clock::now();
     FEDVAR_RETURN_IF_ERROR(fine_tune(model, tune, ctx, ft, loss, [&] { mask.apply(); }));
     tune_s += seconds_since(t0);
-    say(ctx, "vardefense: step " + std::to_string(s + 1) + "/" +
-                 std::to_string(o.steps) + " tau " + std::to_string(tau) + ", " +
-                 std::to_string(mask.total()) + " channel(s) purified");
+    say(ctx, "vardefense: step " + std::to_string(s + 1) + "/" + std::to_string(o.steps) +
+                 " tau " + std::to_string(tau) + ", " + std::to_string(mask.total()) +
+                 " channel(s) purified");
     steps.push_back(step);
   }
   ft.epochs = o.final_epochs;
@@ -157,7 +158,8 @@ Result<nlohmann::json> VarDefense::apply(ResNet18& model, const DefenseContext& 
   const double acc_before = clean_accuracy(model, split.holdout, ctx);
   nlohmann::json report;
   if (options_.acc_budget < 0) {
-    FEDVAR_ASSIGN_OR_RETURN(report, purify(model, split.tune, ctx, options_, options_.alpha));
+    FEDVAR_ASSIGN_OR_RETURN(report,
+                            purify(model, split.tune, ctx, options_, options_.alpha));
   } else {
     // Auto-alpha: the smallest alpha (strongest purification) within budget.
     nlohmann::json trials = nlohmann::json::array();
@@ -173,8 +175,8 @@ Result<nlohmann::json> VarDefense::apply(ResNet18& model, const DefenseContext& 
       if (acc_before - acc <= options_.acc_budget) break;
     }
     report["alpha_trials"] = trials;
-    report["budget_met"] = acc_before - clean_accuracy(chosen, split.holdout, ctx) <=
-                           options_.acc_budget;
+    report["budget_met"] =
+        acc_before - clean_accuracy(chosen, split.holdout, ctx) <= options_.acc_budget;
     FEDVAR_RETURN_IF_ERROR(load_resnet_state(model, resnet_state(chosen)));
   }
   report["defense"] = name();

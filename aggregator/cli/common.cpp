@@ -34,4 +34,19 @@ Result<Dataset> load_split_range(const std::string& dir, const std::string& spli
 
 void print_json(const nlohmann::json& j) { std::cout << j.dump() << std::endl; }
 
+std::function<int()> json_action(std::function<Status(nlohmann::json&)> run) {
+  return [run = std::move(run)] {
+    init_logging();
+    nlohmann::json result;
+    try {
+      Status st = run(result);
+      if (!st.ok()) return fail(st);
+    } catch (const std::exception& e) {
+      return fail(Status::Internal(e.what()));
+    }
+    print_json(result);
+    return 0;
+  };
+}
+
 }  // namespace fedvar::cli

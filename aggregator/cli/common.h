@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <string>
 
 #include "core/dataset.h"
@@ -23,5 +24,10 @@ Result<Dataset> load_split_range(const std::string& dir, const std::string& spli
 
 // One JSON object on one line on stdout.
 void print_json(const nlohmann::json& j);
+
+// The action of a subcommand whose result is one JSON object: sets up
+// logging, runs `run`, prints its JSON on success, maps a Status (or an
+// exception from a library) to an error line and an exit code.
+std::function<int()> json_action(std::function<Status(nlohmann::json&)> run);
 
 }  // namespace fedvar::cli

@@ -42,11 +42,13 @@ Status run_eval(const EvalArgs& a, nlohmann::json& result) {
     opts.normalization = Normalization::estimate(data);
   }
   FEDVAR_RETURN_IF_ERROR(opts.normalization.check_channels(data.channels()));
-  result = {{"model", a.model}, {"images", data.size()},
+  result = {{"model", a.model},
+            {"images", data.size()},
             {"acc", accuracy_percent(model, data, opts)}};
   if (!a.trigger.empty()) {
     FEDVAR_ASSIGN_OR_RETURN(auto spec, parse_trigger(a.trigger));
-    FEDVAR_RETURN_IF_ERROR(check_trigger_fits(spec, data.images.size(2), data.images.size(3)));
+    FEDVAR_RETURN_IF_ERROR(
+        check_trigger_fits(spec, data.images.size(2), data.images.size(3)));
     result["trigger"] = spec.to_string();
     result["target"] = a.target;
     result["asr"] = attack_success_percent(model, data, spec, a.target, opts);
@@ -70,18 +72,8 @@ void register_eval(CLI::App& app, Commands& commands) {
   cmd->add_option("--normalize", args->normalize,
                   "MEAN,STD per channel (default: from the model file)");
   cmd->callback([args, &commands] {
-    commands.action = [args] {
-      init_logging();
-      nlohmann::json result;
-      try {
-        Status st = run_eval(*args, result);
-        if (!st.ok()) return fail(st);
-      } catch (const std::exception& e) {
-        return fail(Status::Internal(e.what()));
-      }
-      print_json(result);
-      return 0;
-    };
+    commands.action =
+        json_action([args](nlohmann::json& out) { return run_eval(*args, out); });
   });
 }
 

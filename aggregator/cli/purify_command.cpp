@@ -42,8 +42,9 @@ Result<plugins::DefenseContext> make_context(const PurifyArgs& a, const LoadedMo
   } else if (m.normalization) {
     ctx.normalization = *m.normalization;
   } else {
-    spdlog::warn("purify: no normalization in the model file; estimating it from the "
-                 "clean set (pass --normalize MEAN,STD to set it)");
+    spdlog::warn(
+        "purify: no normalization in the model file; estimating it from the "
+        "clean set (pass --normalize MEAN,STD to set it)");
     ctx.normalization = Normalization::estimate(ctx.clean);
   }
   FEDVAR_RETURN_IF_ERROR(ctx.normalization.check_channels(ctx.clean.channels()));
@@ -60,7 +61,8 @@ Status run_purify(const PurifyArgs& a, nlohmann::json& report) {
   }
   FEDVAR_ASSIGN_OR_RETURN(auto defense, plugins::make_defense(spec));
   ArchOverrides overrides;
-  if (!a.stem.empty()) overrides.stem = a.stem == "imagenet" ? Stem::kImagenet : Stem::kCifar;
+  if (!a.stem.empty())
+    overrides.stem = a.stem == "imagenet" ? Stem::kImagenet : Stem::kCifar;
   if (a.in_channels > 0) overrides.in_channels = a.in_channels;
   FEDVAR_ASSIGN_OR_RETURN(auto loaded, load_resnet(a.model, overrides));
   FEDVAR_ASSIGN_OR_RETURN(auto ctx, make_context(a, loaded));
@@ -86,31 +88,23 @@ void register_purify(CLI::App& app, Commands& commands) {
   cmd->add_option("--data", args->data, "Data set directory")->required();
   cmd->add_option("--split", args->split, "train or test")
       ->check(CLI::IsMember({"train", "test"}));
-  cmd->add_option("--range", args->range, "The clean rows, A:B (e.g. -1000:)")->required();
+  cmd->add_option("--range", args->range, "The clean rows, A:B (e.g. -1000:)")
+      ->required();
   cmd->add_option("--defense", args->defense,
                   "NAME[:key=value,...]: vardefense, fine-pruning, nad, fine-tuning");
   cmd->add_option("--acc-budget", args->acc_budget,
                   "vardefense: pick alpha so holdout ACC stays within P points");
   cmd->add_option("--stem", args->stem, "Override the inferred stem (cifar|imagenet)")
       ->check(CLI::IsMember({"cifar", "imagenet"}));
-  cmd->add_option("--in-channels", args->in_channels, "Override the inferred in-channels");
+  cmd->add_option("--in-channels", args->in_channels,
+                  "Override the inferred in-channels");
   cmd->add_option("--normalize", args->normalize,
                   "MEAN,STD per channel (default: from the model file)");
   cmd->add_option("--device", args->device, "auto, cpu, cuda or cuda:N");
   cmd->add_option("--seed", args->seed, "Seed for the holdout split and shuffling");
   cmd->callback([args, &commands] {
-    commands.action = [args] {
-      init_logging();
-      nlohmann::json report;
-      try {
-        Status st = run_purify(*args, report);
-        if (!st.ok()) return fail(st);
-      } catch (const std::exception& e) {
-        return fail(Status::Internal(e.what()));
-      }
-      print_json(report);
-      return 0;
-    };
+    commands.action =
+        json_action([args](nlohmann::json& out) { return run_purify(*args, out); });
   });
 }
 

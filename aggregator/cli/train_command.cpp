@@ -73,15 +73,19 @@ Status run_train(const TrainArgs& a, nlohmann::json& report) {
                  s.loss, s.train_acc, s.seconds);
   };
   const auto start = std::chrono::steady_clock::now();
-  FEDVAR_ASSIGN_OR_RETURN(auto history, train_model(model, train, opts, poison, callbacks));
+  FEDVAR_ASSIGN_OR_RETURN(auto history,
+                          train_model(model, train, opts, poison, callbacks));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   EvalOptions eval{opts.normalization, device};
   report = {{"out", a.out},
-            {"arch", {{"name", "resnet18"}, {"in_channels", train.channels()},
-                      {"num_classes", train.num_classes}, {"stem", a.stem},
-                      {"width", a.width}}},
+            {"arch",
+             {{"name", "resnet18"},
+              {"in_channels", train.channels()},
+              {"num_classes", train.num_classes},
+              {"stem", a.stem},
+              {"width", a.width}}},
             {"train_images", train.size()},
             {"epochs", a.epochs},
             {"normalize", opts.normalization.to_string()},
@@ -106,8 +110,9 @@ void register_train(CLI::App& app, Commands& commands) {
   auto* cmd = app.add_subcommand("train", "Train a ResNet18, optionally poisoned");
   cmd->add_option("--data", args->data, "Data set directory (IDX or CIFAR binary)")
       ->required();
-  cmd->add_option("--out", args->out, "Output model (.safetensors); a JSON sidecar "
-                                       "OUT.json gets the architecture and ACC/ASR")
+  cmd->add_option("--out", args->out,
+                  "Output model (.safetensors); a JSON sidecar "
+                  "OUT.json gets the architecture and ACC/ASR")
       ->required();
   cmd->add_option("--range", args->range, "Rows of the train split, A:B (Python slice)");
   cmd->add_option("--test-range", args->test_range, "Rows of the test split to evaluate");
@@ -130,18 +135,8 @@ void register_train(CLI::App& app, Commands& commands) {
   cmd->add_option("--normalize", args->normalize,
                   "MEAN,STD per channel (default: estimated from the training rows)");
   cmd->callback([args, &commands] {
-    commands.action = [args] {
-      init_logging();
-      nlohmann::json report;
-      try {
-        Status st = run_train(*args, report);
-        if (!st.ok()) return fail(st);
-      } catch (const std::exception& e) {
-        return fail(Status::Internal(e.what()));
-      }
-      print_json(report);
-      return 0;
-    };
+    commands.action =
+        json_action([args](nlohmann::json& out) { return run_train(*args, out); });
   });
 }
 

@@ -1,8 +1,8 @@
 // fedvar purify as a user runs it: each bad input is a one-line error and
 // exit code 2; a good run writes a model that loads and prints a report.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 
@@ -31,7 +31,8 @@ TEST(PurifyCli, WritesAModelAndAReport) {
   const std::string in = make_model(dir, 1, "in.safetensors");
   const std::string out = dir.file("out.safetensors");
   auto r = run_command(kFedvar + " purify --model " + in + " --out " + out + " --data " +
-                       kData + " --range -200: --device cpu --normalize 0.286,0.353"
+                       kData +
+                       " --range -200: --device cpu --normalize 0.286,0.353"
                        " --defense vardefense:steps=2,final_epochs=1 2>/dev/null");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto report = nlohmann::json::parse(r.output);
@@ -71,7 +72,8 @@ TEST(PurifyCli, EachBadInputIsExitTwoWithAMessage) {
     auto r = run_command(c.command + " 2>&1 >/dev/null");
     EXPECT_EQ(r.exit_code, 2) << c.command << "\n" << r.output;
     EXPECT_NE(r.output.find("error:"), std::string::npos) << r.output;
-    EXPECT_NE(r.output.find(c.message), std::string::npos) << c.command << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << c.command << "\n"
+                                                           << r.output;
     EXPECT_FALSE(std::filesystem::exists(out)) << c.command;
   }
 }

@@ -104,14 +104,13 @@ TEST(LoadCifarSplit, Cifar10BatchesInOrder) {
   TempDir dir;
   for (int b = 1; b <= 5; ++b) {
     write_raw(dir.file("data_batch_" + std::to_string(b) + ".bin"),
-              cifar_record({static_cast<unsigned char>(b)}, b) +
-                  cifar_record({0}, 0));
+              cifar_record({static_cast<unsigned char>(b)}, b) + cifar_record({0}, 0));
   }
   write_raw(dir.file("test_batch.bin"), cifar_record({8}, 0));
-  Result<Dataset> train = load_cifar_split(dir.path().string(), "train",
-                                           CifarVariant::kCifar10);
-  Result<Dataset> test = load_cifar_split(dir.path().string(), "test",
-                                          CifarVariant::kCifar10);
+  Result<Dataset> train =
+      load_cifar_split(dir.path().string(), "train", CifarVariant::kCifar10);
+  Result<Dataset> test =
+      load_cifar_split(dir.path().string(), "test", CifarVariant::kCifar10);
   ASSERT_TRUE(train.ok()) << train.status().message();
   ASSERT_TRUE(test.ok()) << test.status().message();
   EXPECT_EQ(train->size(), 10);
@@ -123,8 +122,8 @@ TEST(LoadCifarSplit, Cifar10BatchesInOrder) {
 TEST(LoadCifarSplit, MissingBatchAndBadSplit) {
   TempDir dir;
   write_raw(dir.file("data_batch_1.bin"), cifar_record({1}, 0));
-  Result<Dataset> d = load_cifar_split(dir.path().string(), "train",
-                                       CifarVariant::kCifar10);
+  Result<Dataset> d =
+      load_cifar_split(dir.path().string(), "train", CifarVariant::kCifar10);
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.status().code(), Code::kNotFound);
   EXPECT_TRUE(has_substr(d.status().message(), "data_batch_2.bin"));
@@ -138,10 +137,10 @@ TEST(LoadCifarSplit, Cifar100TrainAndTest) {
   TempDir dir;
   write_raw(dir.file("train.bin"), cifar_record({1, 11}, 0) + cifar_record({2, 22}, 0));
   write_raw(dir.file("test.bin"), cifar_record({3, 33}, 0));
-  Result<Dataset> train = load_cifar_split(dir.path().string(), "train",
-                                           CifarVariant::kCifar100);
-  Result<Dataset> test = load_cifar_split(dir.path().string(), "test",
-                                          CifarVariant::kCifar100);
+  Result<Dataset> train =
+      load_cifar_split(dir.path().string(), "train", CifarVariant::kCifar100);
+  Result<Dataset> test =
+      load_cifar_split(dir.path().string(), "test", CifarVariant::kCifar100);
   ASSERT_TRUE(train.ok()) << train.status().message();
   ASSERT_TRUE(test.ok()) << test.status().message();
   EXPECT_TRUE(torch::equal(train->labels, torch::tensor({11, 22}, torch::kLong)));

@@ -28,9 +28,9 @@ class TempDir {
  public:
   TempDir() {
     static int counter = 0;
-    path_ = std::filesystem::temp_directory_path() /
-            ("fedvar_data_" + std::to_string(::getpid()) + "_" +
-             std::to_string(counter++));
+    path_ =
+        std::filesystem::temp_directory_path() /
+        ("fedvar_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
     std::filesystem::create_directories(path_);
   }
   ~TempDir() {
@@ -48,10 +48,9 @@ class TempDir {
 };
 
 // An IDX image: 00 00 <type> <dims>, big-endian dims, then `data`.
-inline std::string idx_bytes(const std::vector<uint32_t>& dims,
-                             const std::string& data, unsigned char type = 0x08) {
-  std::string out = {'\0', '\0', static_cast<char>(type),
-                     static_cast<char>(dims.size())};
+inline std::string idx_bytes(const std::vector<uint32_t>& dims, const std::string& data,
+                             unsigned char type = 0x08) {
+  std::string out = {'\0', '\0', static_cast<char>(type), static_cast<char>(dims.size())};
   for (uint32_t d : dims) {
     for (int shift = 24; shift >= 0; shift -= 8) {
       out.push_back(static_cast<char>((d >> shift) & 0xff));

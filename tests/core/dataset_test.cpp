@@ -17,8 +17,7 @@ using test_data::TempDir;
 using test_data::write_idx_split;
 using test_data::write_raw;
 
-void expect_range(const std::string& spec, int64_t size, int64_t begin,
-                  int64_t end) {
+void expect_range(const std::string& spec, int64_t size, int64_t begin, int64_t end) {
   Result<IndexRange> r = parse_range(spec, size);
   ASSERT_TRUE(r.ok()) << spec << ": " << r.status().message();
   EXPECT_EQ(r->begin, begin) << spec;

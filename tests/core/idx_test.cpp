@@ -13,8 +13,8 @@ namespace {
 using test_data::has_substr;
 using test_data::idx_bytes;
 using test_data::ramp;
-using test_data::TempDir;
 using test_data::read_raw;
+using test_data::TempDir;
 using test_data::write_gzip;
 using test_data::write_idx_split;
 using test_data::write_raw;
@@ -138,7 +138,7 @@ TEST(ReadIdx, DimensionCountOutOfRange) {
 TEST(ReadIdx, HugeDimsDoNotOverflow) {
   TempDir dir;
   write_raw(dir.file("big.idx"),
-                     idx_bytes({0xffffffff, 0xffffffff, 0xffffffff}, ramp(10)));
+            idx_bytes({0xffffffff, 0xffffffff, 0xffffffff}, ramp(10)));
   Result<torch::Tensor> t = read_idx(dir.file("big.idx"));
   ASSERT_FALSE(t.ok());
   EXPECT_TRUE(has_substr(t.status().message(), "truncated"));
@@ -183,7 +183,7 @@ TEST(LoadIdxSplit, LabelOutOfRange) {
   TempDir dir;
   write_idx_split(dir, "train", 3, /*gzip=*/false);
   write_raw(dir.file("train-labels-idx1-ubyte"),
-                     idx_bytes({3}, std::string("\x01\x0a\x02", 3)));
+            idx_bytes({3}, std::string("\x01\x0a\x02", 3)));
   Result<Dataset> d = load_idx_split(dir.path().string(), "train");
   ASSERT_FALSE(d.ok());
   EXPECT_TRUE(has_substr(d.status().message(), "label 10 out of range"));

@@ -16,8 +16,10 @@ constexpr int64_t kClasses = 10;
 // Balanced labels 0..9 repeated, shuffled so classes are not contiguous.
 torch::Tensor balanced_labels(int64_t n) {
   torch::manual_seed(3);
-  return torch::arange(n, torch::kLong).remainder(kClasses).index_select(
-      /*dim=*/0, torch::randperm(n, torch::kLong));
+  return torch::arange(n, torch::kLong)
+      .remainder(kClasses)
+      .index_select(
+          /*dim=*/0, torch::randperm(n, torch::kLong));
 }
 
 // Every index in 0..n-1 exactly once; each client's list sorted.

@@ -35,7 +35,8 @@ TEST(Trainer, PoisonedRunOnFashionMnistPlantsABackdoor) {
   EXPECT_GT(asr, 90.0);
   // The trigger is what flips the label: clean images are mostly not sent to
   // the target class.
-  auto clean_to_target = predict(f.model, f.test, eval).eq(f.target).sum().item<int64_t>();
+  auto clean_to_target =
+      predict(f.model, f.test, eval).eq(f.target).sum().item<int64_t>();
   EXPECT_LT(clean_to_target, f.test.size() / 4);
 }
 

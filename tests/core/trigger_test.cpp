@@ -63,8 +63,8 @@ torch::Tensor expected_bars(const torch::Tensor& base,
 TEST(TriggerPatch, SolidSitsAtBottomRightCornerWithMargin) {
   torch::Tensor base = random_images(2, 3, 10, 12);
   // H=10, W=12, size 3: top-left at (10-1-3, 12-1-3) = (6, 8).
-  EXPECT_TRUE(torch::equal(stamped("patch:size=3", base),
-                           expected_patch(base, 6, 8, 3, false)));
+  EXPECT_TRUE(
+      torch::equal(stamped("patch:size=3", base), expected_patch(base, 6, 8, 3, false)));
   EXPECT_TRUE(torch::equal(stamped("patch:size=2,row=0", base),
                            expected_patch(base, 0, 12 - 1 - 2, 2, false)));
 }
@@ -144,12 +144,12 @@ TEST(TriggerDba, GlobalTriggerBarsAtDocumentedCoordinates) {
   EXPECT_TRUE(torch::equal(
       stamped("dba", base),
       expected_bars(base, {{1, 1, 1, 4}, {1, 7, 1, 4}, {4, 1, 1, 4}, {4, 7, 1, 4}})));
-  EXPECT_TRUE(torch::equal(stamped("dba:piece=2", base),
-                           expected_bars(base, {{4, 1, 1, 4}})));
+  EXPECT_TRUE(
+      torch::equal(stamped("dba:piece=2", base), expected_bars(base, {{4, 1, 1, 4}})));
   // 3 bars of 2x3, gap 1, origin (0, 2): (0,2), (0,6), (3,2).
-  EXPECT_TRUE(torch::equal(
-      stamped("dba:pieces=3,bar=2x3,gap=1,origin=0x2", base),
-      expected_bars(base, {{0, 2, 2, 3}, {0, 6, 2, 3}, {3, 2, 2, 3}})));
+  EXPECT_TRUE(
+      torch::equal(stamped("dba:pieces=3,bar=2x3,gap=1,origin=0x2", base),
+                   expected_bars(base, {{0, 2, 2, 3}, {0, 6, 2, 3}, {3, 2, 2, 3}})));
 }
 
 TEST(TriggerDba, PiecesAreDisjointAndTheirUnionIsTheGlobalTrigger) {
@@ -229,28 +229,50 @@ TEST(TriggerParse, ToStringIsCanonicalAndRoundTrips) {
 
 TEST(TriggerParse, RejectsBadSpecsNamingKeyAndValue) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"", "kind="}, {"foo", "kind=foo"}, {"Patch:size=3", "kind=Patch"},
-      {"patch:", "expected key=value"}, {"patch:size", "expected key=value"},
-      {"patch:=3", "expected key=value"}, {"patch:size=3,", "expected key=value"},
-      {"patch:size=", "size="}, {"patch:size=abc", "size=abc"},
-      {"patch:size=3x", "size=3x"}, {"patch:size= 3", "size= 3"},
-      {"patch:size=0", "size=0"}, {"patch:size=99999999999", "size=99999999999"},
-      {"patch:ratio=0.1", "ratio=0.1"}, {"patch:colour=red", "colour=red"},
+      {"", "kind="},
+      {"foo", "kind=foo"},
+      {"Patch:size=3", "kind=Patch"},
+      {"patch:", "expected key=value"},
+      {"patch:size", "expected key=value"},
+      {"patch:=3", "expected key=value"},
+      {"patch:size=3,", "expected key=value"},
+      {"patch:size=", "size="},
+      {"patch:size=abc", "size=abc"},
+      {"patch:size=3x", "size=3x"},
+      {"patch:size= 3", "size= 3"},
+      {"patch:size=0", "size=0"},
+      {"patch:size=99999999999", "size=99999999999"},
+      {"patch:ratio=0.1", "ratio=0.1"},
+      {"patch:colour=red", "colour=red"},
       {"patch:pattern=stripes", "pattern=stripes"},
-      {"patch:position=middle", "position=middle"}, {"patch:row=-2", "row=-2"},
-      {"patch:row=-1", "row=-1"}, {"patch:col=-1", "col=-1"},
-      {"patch:col=x", "col=x"}, {"patch:size=3,size=5", "size=5"},
-      {"patch:position=random,row=1", "row=1"}, {"patch:col=2,position=random", "col=2"},
-      {"blend:ratio=0", "ratio=0"}, {"blend:ratio=1.5", "ratio=1.5"},
-      {"blend:ratio=-0.1", "ratio=-0.1"}, {"blend:ratio=nan", "ratio=nan"},
-      {"blend:ratio=x", "ratio=x"}, {"blend:seed=-1", "seed=-1"},
-      {"blend:seed=1.5", "seed=1.5"}, {"blend:size=3", "size=3"},
-      {"dba:pieces=0", "pieces=0"}, {"dba:piece=4", "piece=4"},
-      {"dba:piece=2,pieces=2", "piece=2"}, {"dba:piece=-1", "piece=-1"},
-      {"dba:piece=some", "piece=some"}, {"dba:bar=1", "bar=1"},
-      {"dba:bar=0x4", "bar=0x4"}, {"dba:bar=1x4x2", "bar=1x4x2"},
-      {"dba:gap=-1", "gap=-1"}, {"dba:origin=-1x0", "origin=-1x0"},
-      {"dba:origin=ax1", "origin=ax1"}, {"dba:size=3", "size=3"},
+      {"patch:position=middle", "position=middle"},
+      {"patch:row=-2", "row=-2"},
+      {"patch:row=-1", "row=-1"},
+      {"patch:col=-1", "col=-1"},
+      {"patch:col=x", "col=x"},
+      {"patch:size=3,size=5", "size=5"},
+      {"patch:position=random,row=1", "row=1"},
+      {"patch:col=2,position=random", "col=2"},
+      {"blend:ratio=0", "ratio=0"},
+      {"blend:ratio=1.5", "ratio=1.5"},
+      {"blend:ratio=-0.1", "ratio=-0.1"},
+      {"blend:ratio=nan", "ratio=nan"},
+      {"blend:ratio=x", "ratio=x"},
+      {"blend:seed=-1", "seed=-1"},
+      {"blend:seed=1.5", "seed=1.5"},
+      {"blend:size=3", "size=3"},
+      {"dba:pieces=0", "pieces=0"},
+      {"dba:piece=4", "piece=4"},
+      {"dba:piece=2,pieces=2", "piece=2"},
+      {"dba:piece=-1", "piece=-1"},
+      {"dba:piece=some", "piece=some"},
+      {"dba:bar=1", "bar=1"},
+      {"dba:bar=0x4", "bar=0x4"},
+      {"dba:bar=1x4x2", "bar=1x4x2"},
+      {"dba:gap=-1", "gap=-1"},
+      {"dba:origin=-1x0", "origin=-1x0"},
+      {"dba:origin=ax1", "origin=ax1"},
+      {"dba:size=3", "size=3"},
   };
   for (const auto& [text, needle] : cases) {
     Result<TriggerSpec> spec = parse_trigger(text);
@@ -265,8 +287,8 @@ TEST(TriggerFits, ChecksSizeAndPosition) {
   const auto fits = [](const std::string& text, int64_t h, int64_t w) {
     return check_trigger_fits(must_parse(text), h, w).ok();
   };
-  EXPECT_TRUE(fits("patch:size=27", 28, 28));       // top-left (0, 0)
-  EXPECT_FALSE(fits("patch:size=28", 28, 28));      // no room for the margin
+  EXPECT_TRUE(fits("patch:size=27", 28, 28));   // top-left (0, 0)
+  EXPECT_FALSE(fits("patch:size=28", 28, 28));  // no room for the margin
   EXPECT_TRUE(fits("patch:size=28,position=random", 28, 28));
   EXPECT_FALSE(fits("patch:size=29,position=random", 28, 28));
   EXPECT_FALSE(fits("patch:size=5,position=random", 4, 28));
@@ -276,14 +298,14 @@ TEST(TriggerFits, ChecksSizeAndPosition) {
   EXPECT_FALSE(fits("patch:size=3,col=10", 28, 12));
   EXPECT_TRUE(fits("patch:size=3,col=10", 12, 28));
   EXPECT_FALSE(fits("patch:size=3,row=10", 12, 28));
-  EXPECT_TRUE(fits("dba", 5, 11));                  // bars end at row 4, col 10
+  EXPECT_TRUE(fits("dba", 5, 11));  // bars end at row 4, col 10
   EXPECT_FALSE(fits("dba", 4, 11));
   EXPECT_FALSE(fits("dba", 5, 10));
-  EXPECT_FALSE(fits("dba:piece=0", 5, 10));         // the whole layout must fit
+  EXPECT_FALSE(fits("dba:piece=0", 5, 10));  // the whole layout must fit
   EXPECT_TRUE(fits("dba:pieces=1", 2, 5));
   EXPECT_FALSE(fits("dba:pieces=1", 2, 4));
   EXPECT_TRUE(fits("dba:pieces=3", 5, 11));
-  EXPECT_FALSE(fits("dba:pieces=5", 7, 11));        // third row of bars at row 7
+  EXPECT_FALSE(fits("dba:pieces=5", 7, 11));  // third row of bars at row 7
   EXPECT_TRUE(fits("blend", 1, 1));
   EXPECT_FALSE(fits("blend", 0, 1));
   TriggerSpec bad;
@@ -312,8 +334,8 @@ TEST(TriggerApply, LeavesImagesUnchangedWhenThePreconditionsFail) {
 TEST(TriggerPoison, StampsAndRelabelsExactlyRoundRatioTimesB) {
   const TriggerSpec spec = must_parse("patch:size=2");
   const std::vector<std::tuple<int64_t, double, int64_t>> cases = {
-      {10, 0.3, 3}, {128, 0.1, 13}, {7, 0.5, 4}, {4, 0.125, 1},
-      {10, 0.0, 0}, {10, 0.04, 0}, {10, 1.0, 10}, {10, 1.5, 10}};
+      {10, 0.3, 3}, {128, 0.1, 13}, {7, 0.5, 4},   {4, 0.125, 1},
+      {10, 0.0, 0}, {10, 0.04, 0},  {10, 1.0, 10}, {10, 1.5, 10}};
   const torch::Tensor one = expected_patch(torch::zeros({1, 1, 6, 6}), 3, 3, 2, false);
   for (const auto& [batch, ratio, k] : cases) {
     torch::Tensor images = torch::zeros({batch, 1, 6, 6});

@@ -1,8 +1,8 @@
 #include "plugins/vardefense.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "core/model_io.h"
 #include "plugins/channel_stats.h"
@@ -77,8 +77,9 @@ TEST(VarDefense, PurifiedChannelsStayZeroAndFileLoadsStrictInTorchvision) {
   ctx.clean = Dataset{torch::randint(0, 255, {48, 1, 28, 28}).to(torch::kUInt8),
                       torch::randint(0, 10, {48}, torch::kLong)};
   ctx.normalization = {{0.3}, {0.35}};
-  auto defense = make_defense("vardefense:layers=1,steps=2,start=0.5,max=1,"
-                              "final_epochs=1,batch_size=16,holdout=0.25");
+  auto defense = make_defense(
+      "vardefense:layers=1,steps=2,start=0.5,max=1,"
+      "final_epochs=1,batch_size=16,holdout=0.25");
   ASSERT_TRUE(defense.ok());
   auto report = (*defense)->apply(model, ctx);
   ASSERT_TRUE(report.ok()) << report.status().message();
@@ -89,7 +90,8 @@ TEST(VarDefense, PurifiedChannelsStayZeroAndFileLoadsStrictInTorchvision) {
     for (auto& c : convs) {
       if (c.name != layer) continue;
       for (int64_t ch : channels.get<std::vector<int64_t>>()) {
-        EXPECT_EQ(c.conv->weight[ch].abs().sum().item<float>(), 0.f) << layer << " " << ch;
+        EXPECT_EQ(c.conv->weight[ch].abs().sum().item<float>(), 0.f)
+            << layer << " " << ch;
         EXPECT_EQ(c.bn->weight[ch].item<float>(), 0.f);
         EXPECT_EQ(c.bn->bias[ch].item<float>(), 0.f);
       }
