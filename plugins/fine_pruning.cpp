@@ -22,8 +22,7 @@ Result<FinePruningOptions> FinePruningOptions::from(const Options& options) {
 }
 
 Result<nlohmann::json> FinePruning::apply(ResNet18& model, const DefenseContext& ctx) {
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
+  const auto start = std::chrono::steady_clock::now();
   FEDVAR_ASSIGN_OR_RETURN(auto split, split_clean(ctx.clean, options_.holdout, ctx.seed));
   const double acc_before = clean_accuracy(model, split.holdout, ctx);
   auto convs = model->conv_layers();
@@ -48,7 +47,7 @@ Result<nlohmann::json> FinePruning::apply(ResNet18& model, const DefenseContext&
   auto prune = order.slice(0, 0, kept).contiguous();
   mask.purify(convs[last], std::vector<int64_t>(prune.data_ptr<int64_t>(),
                                                 prune.data_ptr<int64_t>() + kept));
-  const double prune_s = std::chrono::duration<double>(Clock::now() - start).count();
+  const double prune_s = seconds_since(start);
   if (ctx.progress) {
     ctx.progress("fine-pruning: pruned " + std::to_string(kept) + "/" +
                  std::to_string(channels) + " channels of " + convs[last].name);
@@ -57,16 +56,13 @@ Result<nlohmann::json> FinePruning::apply(ResNet18& model, const DefenseContext&
   tune.seed = ctx.seed;
   FEDVAR_RETURN_IF_ERROR(
       fine_tune(model, split.tune, ctx, tune, cross_entropy_loss, [&] { mask.apply(); }));
-  const double total = std::chrono::duration<double>(Clock::now() - start).count();
-  return nlohmann::json{
-      {"defense", name()},
-      {"holdout_images", split.holdout.size()},
-      {"acc_before", acc_before},
-      {"acc_after", clean_accuracy(model, split.holdout, ctx)},
-      {"pruned", mask.to_json()},
-      {"pruned_total", mask.total()},
-      {"seconds",
-       {{"prune", prune_s}, {"fine_tune", total - prune_s}, {"total", total}}}};
+  const double total = seconds_since(start);
+  auto report = holdout_report(name(), model, split, acc_before, ctx);
+  report["pruned"] = mask.to_json();
+  report["pruned_total"] = mask.total();
+  report["seconds"] = {
+      {"prune", prune_s}, {"fine_tune", total - prune_s}, {"total", total}};
+  return report;
 }
 
 }  // namespace fedvar::plugins

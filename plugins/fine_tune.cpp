@@ -67,4 +67,17 @@ double clean_accuracy(ResNet18& model, const Dataset& data, const DefenseContext
   return accuracy_percent(model, data, opts);
 }
 
+nlohmann::json holdout_report(const std::string& defense, ResNet18& model,
+                              const CleanSplit& split, double acc_before,
+                              const DefenseContext& ctx) {
+  return {{"defense", defense},
+          {"holdout_images", split.holdout.size()},
+          {"acc_before", acc_before},
+          {"acc_after", clean_accuracy(model, split.holdout, ctx)}};
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 }  // namespace fedvar::plugins

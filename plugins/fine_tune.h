@@ -5,7 +5,9 @@
 
 #include <torch/types.h>
 
+#include <chrono>
 #include <functional>
+#include <string>
 
 #include "core/dataset.h"
 #include "core/normalization.h"
@@ -51,5 +53,14 @@ ResNet18 clone_model(ResNet18& model);
 
 // Clean ACC (percent) on `data`.
 double clean_accuracy(ResNet18& model, const Dataset& data, const DefenseContext& ctx);
+
+// The keys every defense report shares: {"defense", "holdout_images",
+// "acc_before", "acc_after"}, acc_after measured now on split.holdout.
+nlohmann::json holdout_report(const std::string& defense, ResNet18& model,
+                              const CleanSplit& split, double acc_before,
+                              const DefenseContext& ctx);
+
+// Wall-clock seconds since `start` (for the report's "seconds").
+double seconds_since(std::chrono::steady_clock::time_point start);
 
 }  // namespace fedvar::plugins

@@ -24,15 +24,12 @@ Result<nlohmann::json> FineTuning::apply(ResNet18& model, const DefenseContext& 
   FEDVAR_RETURN_IF_ERROR(fine_tune(model, split.tune, ctx, tune, cross_entropy_loss));
   if (ctx.progress)
     ctx.progress("fine-tuning: " + std::to_string(tune.epochs) + " epochs");
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return nlohmann::json{{"defense", name()},
-                        {"epochs", tune.epochs},
-                        {"holdout_images", split.holdout.size()},
-                        {"acc_before", acc_before},
-                        {"acc_after", clean_accuracy(model, split.holdout, ctx)},
-                        {"pruned", nlohmann::json::object()},
-                        {"seconds", {{"fine_tune", seconds}, {"total", seconds}}}};
+  const double seconds = seconds_since(start);
+  auto report = holdout_report(name(), model, split, acc_before, ctx);
+  report["epochs"] = tune.epochs;
+  report["pruned"] = nlohmann::json::object();
+  report["seconds"] = {{"fine_tune", seconds}, {"total", seconds}};
+  return report;
 }
 
 }  // namespace fedvar::plugins

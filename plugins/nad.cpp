@@ -28,15 +28,14 @@ torch::Tensor attention_map(const torch::Tensor& features, double power) {
 }
 
 Result<nlohmann::json> Nad::apply(ResNet18& model, const DefenseContext& ctx) {
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
+  const auto start = std::chrono::steady_clock::now();
   FEDVAR_ASSIGN_OR_RETURN(auto split, split_clean(ctx.clean, options_.holdout, ctx.seed));
   const double acc_before = clean_accuracy(model, split.holdout, ctx);
   auto teacher = clone_model(model);
   auto tune = options_.teacher;
   tune.seed = ctx.seed;
   FEDVAR_RETURN_IF_ERROR(fine_tune(teacher, split.tune, ctx, tune, cross_entropy_loss));
-  const double teacher_s = std::chrono::duration<double>(Clock::now() - start).count();
+  const double teacher_s = seconds_since(start);
   if (ctx.progress) ctx.progress("nad: teacher fine-tuned");
   teacher->eval();
   const double betas[] = {options_.beta2, options_.beta3, options_.beta4};
@@ -59,15 +58,12 @@ Result<nlohmann::json> Nad::apply(ResNet18& model, const DefenseContext& ctx) {
   tune = options_.student;
   tune.seed = ctx.seed + 1;
   FEDVAR_RETURN_IF_ERROR(fine_tune(model, split.tune, ctx, tune, loss));
-  const double total = std::chrono::duration<double>(Clock::now() - start).count();
-  return nlohmann::json{
-      {"defense", name()},
-      {"holdout_images", split.holdout.size()},
-      {"acc_before", acc_before},
-      {"acc_after", clean_accuracy(model, split.holdout, ctx)},
-      {"pruned", nlohmann::json::object()},
-      {"seconds",
-       {{"teacher", teacher_s}, {"distill", total - teacher_s}, {"total", total}}}};
+  const double total = seconds_since(start);
+  auto report = holdout_report(name(), model, split, acc_before, ctx);
+  report["pruned"] = nlohmann::json::object();
+  report["seconds"] = {
+      {"teacher", teacher_s}, {"distill", total - teacher_s}, {"total", total}};
+  return report;
 }
 
 }  // namespace fedvar::plugins

@@ -17,10 +17,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 void say(const DefenseContext& ctx, const std::string& line) {
   if (ctx.progress) ctx.progress(line);
 }
@@ -179,11 +175,8 @@ Result<nlohmann::json> VarDefense::apply(ResNet18& model, const DefenseContext& 
         acc_before - clean_accuracy(chosen, split.holdout, ctx) <= options_.acc_budget;
     FEDVAR_RETURN_IF_ERROR(load_resnet_state(model, resnet_state(chosen)));
   }
-  report["defense"] = name();
+  report.update(holdout_report(name(), model, split, acc_before, ctx));
   report["layers"] = options_.layers;
-  report["holdout_images"] = split.holdout.size();
-  report["acc_before"] = acc_before;
-  report["acc_after"] = clean_accuracy(model, split.holdout, ctx);
   report["seconds"]["total"] = seconds_since(start);
   return report;
 }
