@@ -18,11 +18,19 @@ struct Commands {
 void register_train(CLI::App& app, Commands& commands);
 void register_eval(CLI::App& app, Commands& commands);
 void register_purify(CLI::App& app, Commands& commands);
+void register_serve(CLI::App& app, Commands& commands);
+void register_client(CLI::App& app, Commands& commands);
+void register_simulate(CLI::App& app, Commands& commands);
+void register_plot(CLI::App& app, Commands& commands);
 
 inline void register_all(CLI::App& app, Commands& commands) {
   register_train(app, commands);
   register_eval(app, commands);
   register_purify(app, commands);
+  register_serve(app, commands);
+  register_client(app, commands);
+  register_simulate(app, commands);
+  register_plot(app, commands);
 }
 
 }  // namespace fedvar::cli

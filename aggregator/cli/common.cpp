@@ -1,7 +1,10 @@
 #include "aggregator/cli/common.h"
 
+#include <csignal>
+#include <cstdlib>
 #include <iostream>
 
+#include "core/file_io.h"
 #include "core/log.h"
 
 namespace fedvar::cli {
@@ -30,6 +33,38 @@ Result<Dataset> load_split_range(const std::string& dir, const std::string& spli
   if (range.empty()) return data;
   FEDVAR_ASSIGN_OR_RETURN(auto r, parse_range(range, data.size()));
   return data.slice(r.begin, r.end);
+}
+
+Result<std::string> load_key(const std::string& key_file) {
+  std::string key;
+  if (!key_file.empty()) {
+    FEDVAR_ASSIGN_OR_RETURN(key, read_file(key_file));
+    while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+  } else if (const char* env = std::getenv("FEDVAR_KEY")) {
+    key = env;
+  }
+  if (key.empty()) {
+    return Status::InvalidArgument(
+        "no HMAC key: pass --key-file FILE or set FEDVAR_KEY (server and clients "
+        "must share it)");
+  }
+  return key;
+}
+
+namespace {
+void (*g_on_signal)() = nullptr;
+extern "C" void handle_stop_signal(int) {
+  if (g_on_signal) g_on_signal();
+}
+}  // namespace
+
+void on_stop_signal(void (*on_signal)()) {
+  g_on_signal = on_signal;
+  struct sigaction action {};
+  action.sa_handler = handle_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
 }
 
 void print_json(const nlohmann::json& j) { std::cout << j.dump() << std::endl; }

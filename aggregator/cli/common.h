@@ -22,6 +22,14 @@ int fail(const Status& status);
 Result<Dataset> load_split_range(const std::string& dir, const std::string& split,
                                  const std::string& range);
 
+// The protocol's HMAC key: the contents of `key_file` (trailing newline
+// dropped) or, without one, $FEDVAR_KEY. Neither: kInvalidArgument.
+Result<std::string> load_key(const std::string& key_file);
+
+// Routes SIGINT and SIGTERM to `on_signal` (a plain function, it runs in the
+// signal handler: set a flag and return).
+void on_stop_signal(void (*on_signal)());
+
 // One JSON object on one line on stdout.
 void print_json(const nlohmann::json& j);
 

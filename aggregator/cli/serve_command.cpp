@@ -1,0 +1,183 @@
+// fedvar serve: the FedAvg server with post-aggregation hooks, round-by-round
+// ACC/ASR in a metrics file and a checkpoint of the global model.
+#include <sstream>
+
+#include "aggregator/cli/commands.h"
+#include "aggregator/cli/common.h"
+#include "aggregator/round_pipeline.h"
+#include "aggregator/server.h"
+#include "core/device.h"
+#include "core/file_io.h"
+#include "core/log.h"
+#include "core/model_io.h"
+#include "plugins/registry.h"
+
+namespace fedvar::cli {
+namespace {
+
+struct ServeArgs {
+  aggregator::ServerOptions server;
+  std::string data;
+  std::string endpoint_file;
+  std::string clean_range = "-1000:";
+  std::string test_range;
+  std::vector<std::string> hooks;
+  std::string init;
+  int64_t width = 64;
+  std::string stem = "cifar";
+  std::string trigger;
+  int64_t target = 0;
+  std::string malicious;
+  std::string metrics;
+  std::string checkpoint;
+  std::string run = "run";
+  std::string device = "auto";
+  std::string normalize;
+  std::string key_file;
+};
+
+std::set<std::string> split_ids(const std::string& text) {
+  std::set<std::string> ids;
+  std::stringstream in(text);
+  std::string id;
+  while (std::getline(in, id, ',')) {
+    if (!id.empty()) ids.insert(id);
+  }
+  return ids;
+}
+
+// The initial global model: --init's file, or a fresh seeded ResNet18.
+Result<ResNet18> initial_model(const ServeArgs& a, const Dataset& clean) {
+  if (!a.init.empty()) {
+    FEDVAR_ASSIGN_OR_RETURN(auto loaded, load_resnet(a.init));
+    return loaded.model;
+  }
+  torch::manual_seed(a.server.seed);
+  return ResNet18(ResNetOptions{clean.channels(), clean.num_classes,
+                                a.stem == "imagenet" ? Stem::kImagenet : Stem::kCifar,
+                                a.width});
+}
+
+Status run_serve(ServeArgs a, nlohmann::json& result) {
+  FEDVAR_ASSIGN_OR_RETURN(a.server.key, load_key(a.key_file));
+  FEDVAR_ASSIGN_OR_RETURN(auto device, resolve_device(a.device));
+  FEDVAR_ASSIGN_OR_RETURN(auto clean, load_split_range(a.data, "train", a.clean_range));
+  FEDVAR_ASSIGN_OR_RETURN(auto test, load_split_range(a.data, "test", a.test_range));
+  std::vector<std::unique_ptr<plugins::Defense>> hooks;
+  for (const std::string& spec : a.hooks) {
+    FEDVAR_ASSIGN_OR_RETURN(auto hook, plugins::make_defense(spec));
+    hooks.push_back(std::move(hook));
+  }
+  aggregator::EvalSpec eval{test, std::nullopt, a.target, EvalOptions{}};
+  eval.options.device = device;
+  if (!a.trigger.empty()) {
+    FEDVAR_ASSIGN_OR_RETURN(auto spec, parse_trigger(a.trigger));
+    FEDVAR_RETURN_IF_ERROR(
+        check_trigger_fits(spec, test.images.size(2), test.images.size(3)));
+    eval.trigger = spec;
+  }
+  if (a.normalize.empty()) {
+    eval.options.normalization = Normalization::estimate(clean);
+  } else {
+    FEDVAR_ASSIGN_OR_RETURN(eval.options.normalization,
+                            Normalization::parse(a.normalize));
+  }
+  FEDVAR_RETURN_IF_ERROR(eval.options.normalization.check_channels(clean.channels()));
+  FEDVAR_ASSIGN_OR_RETURN(ResNet18 model, initial_model(a, clean));
+  if (model->options().in_channels != clean.channels()) {
+    return Status::InvalidArgument(
+        "the initial model's input channels do not match the data");
+  }
+
+  plugins::DefenseContext context{clean, eval.options.normalization, device,
+                                  a.server.seed, nullptr};
+  context.progress = [](const std::string& line) { spdlog::info("  {}", line); };
+  aggregator::PipelineOptions pipeline_options{a.run, a.metrics, a.checkpoint,
+                                               split_ids(a.malicious)};
+  aggregator::RoundPipeline pipeline(pipeline_options, std::move(hooks), context, eval);
+
+  aggregator::Server server(a.server, model);
+  FEDVAR_RETURN_IF_ERROR(server.bind());
+  if (!a.endpoint_file.empty()) {
+    FEDVAR_RETURN_IF_ERROR(write_file_atomic(a.endpoint_file, server.endpoint() + "\n"));
+  }
+  on_stop_signal(&aggregator::Server::request_stop);
+  FEDVAR_RETURN_IF_ERROR(server.run(std::ref(pipeline)));
+
+  const auto& last = pipeline.history().back();
+  result = {{"run", a.run},
+            {"rounds", pipeline.history().size()},
+            {"acc", last["acc"]},
+            {"asr", last["asr"]},
+            {"asr_pieces", last["asr_pieces"]},
+            {"metrics", a.metrics},
+            {"checkpoint", a.checkpoint}};
+  return Status::Ok();
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app, Commands& commands) {
+  auto a = std::make_shared<ServeArgs>();
+  auto& s = a->server;
+  s.training.lr = 0.05;
+  s.training.momentum = 0.9;
+  s.training.weight_decay = 5e-4;
+  auto* cmd =
+      app.add_subcommand("serve", "Run the FedAvg server with post-aggregation hooks");
+  cmd->add_option("--data", a->data, "Data set directory (clean set and test set)")
+      ->required();
+  cmd->add_option("--endpoint", s.endpoint,
+                  "ZeroMQ bind address (port * = any free one)");
+  cmd->add_option("--endpoint-file", a->endpoint_file, "Write the bound endpoint here");
+  cmd->add_option("--clean-range", a->clean_range,
+                  "Rows of the train split held by the server (hooks' clean set); no "
+                  "client may hold them");
+  cmd->add_option("--test-range", a->test_range, "Rows of the test split to evaluate");
+  cmd->add_option("--rounds", s.rounds, "Rounds")->check(CLI::Range(1, 100000));
+  cmd->add_option("--min-clients", s.min_clients, "Clients to wait for before round 1")
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--fraction", s.fraction, "Share of clients sampled per round")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--quorum", s.quorum, "Fewest updates that make a round")
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--round-timeout", s.round_timeout_s, "Seconds to wait for updates");
+  cmd->add_option("--join-timeout", s.join_timeout_s, "Seconds to wait for min-clients");
+  cmd->add_option("--local-epochs", s.training.epochs, "Clients' local epochs")
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--lr", s.training.lr, "Clients' SGD learning rate");
+  cmd->add_option("--momentum", s.training.momentum, "Clients' SGD momentum")
+      ->check(CLI::Range(0.0, 0.999));
+  cmd->add_option("--weight-decay", s.training.weight_decay, "Clients' L2 penalty");
+  cmd->add_option("--batch-size", s.training.batch_size, "Clients' mini-batch size")
+      ->check(CLI::Range(1, 65536));
+  cmd->add_option("--hook", a->hooks,
+                  "Post-aggregation hook, repeatable, run in order: a defense spec, "
+                  "e.g. vardefense:alpha=1,layers=8 (see fedvar purify)");
+  cmd->add_option("--init", a->init, "Initial global model (.safetensors)");
+  cmd->add_option("--width", a->width, "ResNet base width of a fresh model")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--stem", a->stem, "cifar or imagenet")
+      ->check(CLI::IsMember({"cifar", "imagenet"}));
+  cmd->add_option("--trigger", a->trigger,
+                  "Global trigger to measure ASR with (DBA: also each piece)");
+  cmd->add_option("--target", a->target, "Target label of the measured backdoor");
+  cmd->add_option("--malicious", a->malicious,
+                  "Comma-separated ids of malicious clients (ground truth for the "
+                  "metrics only)");
+  cmd->add_option("--metrics", a->metrics, "Metrics file, one JSON line per round");
+  cmd->add_option("--checkpoint", a->checkpoint, "Global model saved after every round");
+  cmd->add_option("--run", a->run, "Run label in the metrics");
+  cmd->add_option("--device", a->device, "auto, cpu, cuda or cuda:N (hooks, eval)");
+  cmd->add_option("--normalize", a->normalize,
+                  "MEAN,STD per channel (default: estimated from the clean set)");
+  cmd->add_option("--seed", s.seed, "Seed: model init, sampling, task seeds");
+  cmd->add_option("--key-file", a->key_file,
+                  "File with the shared HMAC key (default: $FEDVAR_KEY)");
+  cmd->callback([a, &commands] {
+    commands.action =
+        json_action([a](nlohmann::json& out) { return run_serve(*a, out); });
+  });
+}
+
+}  // namespace fedvar::cli

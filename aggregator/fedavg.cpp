@@ -1,0 +1,68 @@
+#include "aggregator/fedavg.h"
+
+#include <ATen/ATen.h>
+
+namespace fedvar::aggregator {
+namespace {
+
+// Ok iff `update` has exactly the reference's names, dtypes and shapes.
+Status check_same_layout(const StateDict& update, const StateDict& reference) {
+  for (const auto& [name, ref] : reference) {
+    const auto it = update.find(name);
+    if (it == update.end()) return Status::InvalidArgument("update lacks '" + name + "'");
+    const torch::Tensor& t = it->second;
+    if (!t.defined() || t.scalar_type() != ref.scalar_type()) {
+      return Status::InvalidArgument("update's '" + name + "' has the wrong dtype");
+    }
+    if (t.sizes() != ref.sizes()) {
+      return Status::InvalidArgument("update's '" + name + "' has the wrong shape");
+    }
+  }
+  if (update.size() != reference.size()) {
+    for (const auto& [name, t] : update) {
+      if (reference.count(name) == 0) {
+        return Status::InvalidArgument("update has unexpected '" + name + "'");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+FedAvg::FedAvg(const StateDict& reference) : reference_(reference) {
+  for (const auto& [name, t] : reference_) {
+    sums_[name] = torch::zeros(t.sizes(), torch::dtype(torch::kFloat64));
+  }
+}
+
+Status FedAvg::add(const StateDict& update, int64_t num_samples) {
+  if (num_samples <= 0) {
+    return Status::InvalidArgument("an update's sample count must be positive, got " +
+                                   std::to_string(num_samples));
+  }
+  FEDVAR_RETURN_IF_ERROR(check_same_layout(update, reference_));
+  const double weight = static_cast<double>(num_samples);
+  torch::NoGradGuard no_grad;
+  for (auto& [name, sum] : sums_) {
+    sum.add_(update.at(name).to(torch::kCPU, torch::kFloat64), weight);
+  }
+  ++updates_;
+  total_weight_ += num_samples;
+  return Status::Ok();
+}
+
+Result<StateDict> FedAvg::result() const {
+  if (updates_ == 0) return Status::FailedPrecondition("no update to average");
+  StateDict mean;
+  const double total = static_cast<double>(total_weight_);
+  for (const auto& [name, sum] : sums_) {
+    torch::Tensor m = sum / total;
+    const auto dtype = reference_.at(name).scalar_type();
+    if (!at::isFloatingType(dtype)) m = m.round();
+    mean[name] = m.to(dtype);
+  }
+  return mean;
+}
+
+}  // namespace fedvar::aggregator

@@ -1,0 +1,114 @@
+#include "aggregator/round_pipeline.h"
+
+#include <chrono>
+
+#include "core/file_io.h"
+#include "core/log.h"
+#include "core/model_io.h"
+
+namespace fedvar::aggregator {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string pieces_text(const nlohmann::json& pieces) {
+  std::string text;
+  for (const auto& p : pieces) {
+    text += (text.empty() ? "" : "/") + fmt::format("{:.1f}", p.get<double>());
+  }
+  return text;
+}
+
+}  // namespace
+
+nlohmann::json evaluate_global(ResNet18& model, const EvalSpec& spec) {
+  nlohmann::json out = {{"acc", accuracy_percent(model, spec.test, spec.options)},
+                        {"asr", nullptr},
+                        {"asr_pieces", nlohmann::json::array()}};
+  if (!spec.trigger) return out;
+  out["asr"] =
+      attack_success_percent(model, spec.test, *spec.trigger, spec.target, spec.options);
+  for (const TriggerSpec& piece : dba_pieces(*spec.trigger)) {
+    out["asr_pieces"].push_back(
+        attack_success_percent(model, spec.test, piece, spec.target, spec.options));
+  }
+  return out;
+}
+
+RoundPipeline::RoundPipeline(PipelineOptions options,
+                             std::vector<std::unique_ptr<plugins::Defense>> hooks,
+                             plugins::DefenseContext context, EvalSpec eval)
+    : options_(std::move(options)),
+      hooks_(std::move(hooks)),
+      context_(std::move(context)),
+      eval_(std::move(eval)) {}
+
+Status RoundPipeline::operator()(const RoundOutcome& outcome, ResNet18& model) {
+  const int round = outcome.round;
+  nlohmann::json hook_reports = nlohmann::json::array();
+  const auto hook_start = Clock::now();
+  if (outcome.aggregated) {
+    for (auto& hook : hooks_) {
+      spdlog::info("round {}: hook {}", round, hook->name());
+      plugins::DefenseContext ctx = context_;
+      ctx.seed = context_.seed + static_cast<uint64_t>(round);
+      auto report = hook->apply(model, ctx);
+      if (!report.ok()) return report.status().with_context("hook " + hook->name());
+      hook_reports.push_back(report.value());
+    }
+  }
+  const double hook_s = seconds_since(hook_start);
+
+  const auto eval_start = Clock::now();
+  nlohmann::json line = evaluate_global(model, eval_);
+  const double eval_s = seconds_since(eval_start);
+
+  int malicious_selected = 0;
+  for (const auto& id : outcome.selected)
+    malicious_selected += options_.malicious.count(id);
+  const double total =
+      outcome.broadcast_s + outcome.train_wait_s + outcome.aggregate_s + hook_s + eval_s;
+  line["run"] = options_.run;
+  line["round"] = round;
+  line["aggregated"] = outcome.aggregated;
+  line["selected"] = outcome.selected;
+  line["malicious_selected"] = malicious_selected;
+  line["updates"] = {{"received", outcome.received.size()},
+                     {"rejected", outcome.rejections.size()},
+                     {"missing", outcome.missing.size()}};
+  line["rejections"] = outcome.rejections;
+  line["seconds"] = {{"broadcast", outcome.broadcast_s},
+                     {"train_wait", outcome.train_wait_s},
+                     {"aggregate", outcome.aggregate_s},
+                     {"hook", hook_s},
+                     {"eval", eval_s},
+                     {"total", total}};
+  line["hooks"] = hook_reports;
+
+  spdlog::info(
+      "round {}: ACC {:.2f}%  ASR {}{}  updates {}/{}  ({} malicious)  "
+      "hook {:.1f}s  round {:.1f}s",
+      round, line["acc"].get<double>(),
+      line["asr"].is_null() ? "-" : fmt::format("{:.2f}%", line["asr"].get<double>()),
+      line["asr_pieces"].empty() ? "" : " pieces " + pieces_text(line["asr_pieces"]),
+      outcome.received.size(), outcome.selected.size(), malicious_selected, hook_s,
+      total);
+
+  history_.push_back(line);
+  metrics_text_ += line.dump() + "\n";
+  if (!options_.metrics_path.empty()) {
+    FEDVAR_RETURN_IF_ERROR(write_file_atomic(options_.metrics_path, metrics_text_));
+  }
+  if (!options_.checkpoint_path.empty()) {
+    FEDVAR_RETURN_IF_ERROR(save_resnet(options_.checkpoint_path, model,
+                                       eval_.options.normalization,
+                                       {{"round", std::to_string(round)}}));
+  }
+  return Status::Ok();
+}
+
+}  // namespace fedvar::aggregator

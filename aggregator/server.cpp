@@ -1,0 +1,284 @@
+#include "aggregator/server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <set>
+
+#include "core/log.h"
+#include "core/model_io.h"
+#include "protocol/channel.h"
+
+namespace fedvar::aggregator {
+namespace {
+
+std::atomic<bool> g_stop{false};
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+StateDict state_of(ResNet18& model) { return resnet_state(model).tensors; }
+
+// The round task's seed: distinct per round, reproducible from the run seed.
+uint64_t round_seed(uint64_t seed, int round) {
+  return seed * 1000003ULL + static_cast<uint64_t>(round);
+}
+
+int64_t state_bytes(const StateDict& state) {
+  int64_t bytes = 0;
+  for (const auto& [name, t] : state) bytes += static_cast<int64_t>(t.nbytes());
+  return bytes;
+}
+
+Status check_options(const ServerOptions& o) {
+  if (o.key.empty()) return Status::InvalidArgument("an HMAC key is required");
+  if (o.rounds < 1) return Status::InvalidArgument("rounds must be >= 1");
+  if (o.min_clients < 1) return Status::InvalidArgument("min clients must be >= 1");
+  if (!(o.fraction > 0 && o.fraction <= 1)) {
+    return Status::InvalidArgument("fraction must be in (0, 1]");
+  }
+  if (o.quorum < 1) return Status::InvalidArgument("quorum must be >= 1");
+  if (!(o.round_timeout_s > 0) || !(o.join_timeout_s > 0)) {
+    return Status::InvalidArgument("timeouts must be positive");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+struct Server::Client {
+  std::string identity;  // the ROUTER identity of its connection
+  int64_t num_samples = 0;
+};
+
+struct Server::RoundState {
+  int round = 0;
+  std::set<std::string> pending;  // selected, not yet answered
+  FedAvg fedavg;
+  RoundOutcome* outcome = nullptr;
+  double accumulate_s = 0;
+};
+
+Server::Server(ServerOptions options, ResNet18 model)
+    : options_(std::move(options)), model_(std::move(model)) {
+  global_ = state_of(model_);
+}
+
+Server::~Server() = default;
+
+void Server::request_stop() { g_stop = true; }
+
+Status Server::bind() {
+  FEDVAR_RETURN_IF_ERROR(check_options(options_));
+  try {
+    socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
+    socket_->set(zmq::sockopt::router_mandatory, 1);  // EHOSTUNREACH, not a silent drop
+    socket_->set(zmq::sockopt::linger, 5000);         // let Shutdown reach the clients
+    // No frame may exceed a whole model plus slack (an untrusted peer's size).
+    socket_->set(zmq::sockopt::maxmsgsize, state_bytes(global_) + (int64_t{1} << 20));
+    socket_->bind(options_.endpoint);
+  } catch (const zmq::error_t& e) {
+    socket_.reset();
+    return Status::Unavailable("cannot bind " + options_.endpoint + ": " + e.what());
+  }
+  spdlog::info("server: listening on {}", endpoint());
+  return Status::Ok();
+}
+
+std::string Server::endpoint() const {
+  return socket_ ? socket_->get(zmq::sockopt::last_endpoint) : "";
+}
+
+Status Server::run(const AfterRound& after_round) {
+  if (!socket_) return Status::FailedPrecondition("bind() the server before run()");
+  Status status = wait_for_clients();
+  for (int round = 1; status.ok() && round <= options_.rounds; ++round) {
+    RoundOutcome outcome;
+    status = run_round(round, outcome);
+    if (!status.ok()) break;
+    status = after_round(outcome, model_);
+    global_ = state_of(model_);  // what the hooks left is the next round's model
+  }
+  shutdown_clients();
+  return status;
+}
+
+Status Server::wait_for_clients() {
+  const auto start = Clock::now();
+  spdlog::info("server: waiting for {} client(s)", options_.min_clients);
+  while (static_cast<int>(clients_.size()) < options_.min_clients) {
+    if (g_stop) return Status::Unavailable("stopped while waiting for clients");
+    const double left = options_.join_timeout_s - seconds_since(start);
+    if (left <= 0) {
+      return Status::Unavailable("only " + std::to_string(clients_.size()) + " of " +
+                                 std::to_string(options_.min_clients) +
+                                 " clients joined within " +
+                                 std::to_string(options_.join_timeout_s) + " s");
+    }
+    FEDVAR_RETURN_IF_ERROR(poll_once(std::min<long>(500, left * 1000 + 1), nullptr));
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> Server::sample_clients(int round) const {
+  std::vector<std::string> ids;
+  for (const auto& [id, client] : clients_) ids.push_back(id);
+  std::mt19937_64 rng(round_seed(options_.seed, round));
+  std::shuffle(ids.begin(), ids.end(), rng);
+  const auto n = static_cast<double>(ids.size());
+  const size_t k = std::clamp<size_t>(std::lround(options_.fraction * n), 1, ids.size());
+  ids.resize(k);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+Status Server::run_round(int round, RoundOutcome& outcome) {
+  outcome.round = round;
+  if (clients_.empty()) return Status::Unavailable("no client is left");
+  outcome.selected = sample_clients(round);
+  spdlog::info("round {}: sending the global model to {} client(s)", round,
+               outcome.selected.size());
+  const auto broadcast_start = Clock::now();
+  protocol::RoundTask task{round, global_, options_.training};
+  task.config.seed = round_seed(options_.seed, round);
+  FEDVAR_ASSIGN_OR_RETURN(auto signed_task, protocol::sign_message(task, options_.key));
+  RoundState state{round, {}, FedAvg(global_), &outcome, 0.0};
+  for (const std::string& id : outcome.selected) {
+    const Status sent =
+        protocol::send_signed(*socket_, signed_task, &clients_[id]->identity);
+    if (sent.ok()) {
+      state.pending.insert(id);
+    } else {
+      spdlog::warn("round {}: client {} unreachable ({}), dropped", round, id,
+                   sent.message());
+      outcome.missing.push_back(id);
+      clients_.erase(id);
+    }
+  }
+  outcome.broadcast_s = seconds_since(broadcast_start);
+
+  const auto wait_start = Clock::now();
+  while (!state.pending.empty()) {
+    if (g_stop)
+      return Status::Unavailable("stopped during round " + std::to_string(round));
+    const double left = options_.round_timeout_s - seconds_since(wait_start);
+    if (left <= 0) break;
+    FEDVAR_RETURN_IF_ERROR(poll_once(std::min<long>(500, left * 1000 + 1), &state));
+  }
+  outcome.train_wait_s = seconds_since(wait_start);
+  for (const std::string& id : state.pending) {
+    spdlog::warn("round {}: client {} missed the deadline, dropped", round, id);
+    outcome.missing.push_back(id);
+    clients_.erase(id);
+  }
+
+  const auto aggregate_start = Clock::now();
+  outcome.aggregated = state.fedavg.updates() >= options_.quorum;
+  if (outcome.aggregated) {
+    FEDVAR_ASSIGN_OR_RETURN(auto mean, state.fedavg.result());
+    FEDVAR_RETURN_IF_ERROR(load_resnet_state(model_, TensorFile{std::move(mean), {}}));
+  } else {
+    spdlog::warn("round {}: {} update(s) < quorum {}, global model unchanged", round,
+                 state.fedavg.updates(), options_.quorum);
+  }
+  outcome.aggregate_s = state.accumulate_s + seconds_since(aggregate_start);
+  return Status::Ok();
+}
+
+Status Server::poll_once(long timeout_ms, RoundState* round_state) {
+  zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0}};
+  try {
+    zmq::poll(items, 1, std::chrono::milliseconds(std::max<long>(timeout_ms, 0)));
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return Status::Ok();  // a signal; the caller checks g_stop
+    return Status::Unavailable(std::string("poll: ") + e.what());
+  }
+  if (items[0].revents & ZMQ_POLLIN) handle_message(round_state);
+  return Status::Ok();
+}
+
+void Server::handle_message(RoundState* round_state) {
+  auto received =
+      protocol::receive_message(*socket_, options_.key, /*with_identity=*/true);
+  if (!received.ok()) {
+    spdlog::warn("server: {}", received.status().message());
+    return;
+  }
+  const std::string& identity = received->identity;
+  if (!received->message.ok()) {
+    reject(identity, received->message.status().message());
+    if (round_state)
+      round_state->outcome->rejections.push_back(received->message.status().message());
+    return;
+  }
+  protocol::Message& message = received->message.value();
+  if (const auto* join = std::get_if<protocol::Join>(&message)) {
+    auto& client = clients_[join->client_id];
+    if (!client) client = std::make_unique<Client>();
+    client->identity = identity;
+    client->num_samples = join->num_samples;
+    spdlog::info("server: client {} joined with {} samples ({} joined)", join->client_id,
+                 join->num_samples, clients_.size());
+  } else if (const auto* update = std::get_if<protocol::Update>(&message)) {
+    handle_update(identity, *update, round_state);
+  } else {
+    reject(identity, "a client may send only join and update messages");
+  }
+}
+
+void Server::handle_update(const std::string& identity, const protocol::Update& update,
+                           RoundState* round_state) {
+  std::string reason;
+  const auto it = clients_.find(update.client_id);
+  if (it == clients_.end() || it->second->identity != identity) {
+    reason = "client '" + update.client_id + "' has not joined on this connection";
+  } else if (round_state == nullptr || update.round != round_state->round) {
+    reason = "update for round " + std::to_string(update.round) + ", but " +
+             (round_state ? "round " + std::to_string(round_state->round) + " is open"
+                          : std::string("no round is open"));
+  } else if (round_state->pending.count(update.client_id) == 0) {
+    reason = "client was not selected for this round or already answered";
+  } else if (update.num_samples > it->second->num_samples) {
+    reason = "update claims " + std::to_string(update.num_samples) +
+             " samples, more than the " + std::to_string(it->second->num_samples) +
+             " it joined with";
+  } else {
+    const auto start = Clock::now();
+    const Status added = round_state->fedavg.add(update.tensors, update.num_samples);
+    round_state->accumulate_s += seconds_since(start);
+    if (added.ok()) {
+      round_state->pending.erase(update.client_id);
+      round_state->outcome->received.push_back(update.client_id);
+      spdlog::info("round {}: update from {} ({} left)", round_state->round,
+                   update.client_id, round_state->pending.size());
+      return;
+    }
+    reason = added.message();
+  }
+  reject(identity, reason);
+  if (round_state) {
+    round_state->outcome->rejections.push_back(update.client_id + ": " + reason);
+  }
+}
+
+void Server::reject(const std::string& identity, const std::string& reason) {
+  spdlog::warn("server: rejected a message: {}", reason);
+  const Status sent =
+      protocol::send_message(*socket_, protocol::Reject{reason}, options_.key, &identity);
+  if (!sent.ok()) spdlog::warn("server: could not send the reject: {}", sent.message());
+}
+
+void Server::shutdown_clients() {
+  if (!socket_) return;
+  for (const auto& [id, client] : clients_) {
+    (void)protocol::send_message(*socket_, protocol::Shutdown{}, options_.key,
+                                 &client->identity);
+  }
+  spdlog::info("server: told {} client(s) to shut down", clients_.size());
+}
+
+}  // namespace fedvar::aggregator

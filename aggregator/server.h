@@ -1,0 +1,95 @@
+// The federated server: one ZeroMQ ROUTER, one poll loop (zguide's
+// mdbroker). Clients join; each round the server samples some of them, sends
+// them the global model, folds their updates into FedAvg as they arrive until
+// all answered or the deadline passes, and hands the new global model to a
+// post-round callback (hooks, evaluation, checkpoint) before the next round.
+// Not thread-safe: one Server per thread.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "aggregator/fedavg.h"
+#include "core/resnet.h"
+#include "core/status.h"
+#include "protocol/messages.h"
+
+namespace fedvar::aggregator {
+
+struct ServerOptions {
+  std::string endpoint = "tcp://127.0.0.1:5555";  // bind address; port * = any free one
+  int rounds = 10;
+  int min_clients = 2;    // joined clients needed before round 1 starts
+  double fraction = 1.0;  // share of joined clients sampled per round (>= 1 client)
+  int quorum = 1;         // fewest updates that make a round; fewer = global unchanged
+  double round_timeout_s = 600;       // deadline for updates, from the broadcast
+  double join_timeout_s = 300;        // for min_clients to join
+  protocol::TrainingConfig training;  // sent with every round task
+  std::string key;    // HMAC-SHA256 key shared with the clients (non-empty)
+  uint64_t seed = 0;  // client sampling and the round tasks' seeds
+};
+
+// What happened on the network side of one round.
+struct RoundOutcome {
+  int round = 0;                        // 1-based
+  std::vector<std::string> selected;    // client ids sent the task
+  std::vector<std::string> received;    // client ids whose update was averaged
+  std::vector<std::string> missing;     // selected but silent at the deadline
+  std::vector<std::string> rejections;  // "client: reason" of refused messages
+  bool aggregated = false;  // false: fewer than quorum updates, model unchanged
+  double broadcast_s = 0;   // signing and sending the task
+  double train_wait_s = 0;  // broadcast end -> last update (or deadline)
+  double aggregate_s = 0;   // folding updates in and loading the mean
+};
+
+// Called after every round with the outcome and the (new) global model; it
+// may change the model (post-aggregation hooks). An error stops the run.
+using AfterRound = std::function<Status(const RoundOutcome&, ResNet18& model)>;
+
+class Server {
+ public:
+  // `model` is the initial global model; the server owns and updates it.
+  Server(ServerOptions options, ResNet18 model);
+  ~Server();
+
+  // Binds the ROUTER. kInvalidArgument on a bad option, kUnavailable when the
+  // endpoint cannot be bound.
+  Status bind();
+  // The bound endpoint (with the real port when the option said *).
+  std::string endpoint() const;
+
+  // Runs every round, then tells all clients to shut down. kUnavailable when
+  // too few clients join in time; a callback error is returned as is.
+  Status run(const AfterRound& after_round);
+
+  // Makes run() stop after the current poll (async-signal-safe).
+  static void request_stop();
+
+ private:
+  struct Client;
+  struct RoundState;
+  Status wait_for_clients();
+  Status run_round(int round, RoundOutcome& outcome);
+  std::vector<std::string> sample_clients(int round) const;
+  // Handles one incoming message; `round_state` is null outside a round.
+  void handle_message(RoundState* round_state);
+  // Polls once, up to `timeout_ms`; handles what arrived. Errors: socket failure.
+  Status poll_once(long timeout_ms, RoundState* round_state);
+  void reject(const std::string& identity, const std::string& reason);
+  void handle_update(const std::string& identity, const protocol::Update& update,
+                     RoundState* round_state);
+  void shutdown_clients();
+
+  ServerOptions options_;
+  ResNet18 model_;
+  StateDict global_;  // model_'s state on CPU, what the round tasks carry
+  zmq::context_t context_;
+  std::unique_ptr<zmq::socket_t> socket_;
+  std::map<std::string, std::unique_ptr<Client>> clients_;  // by client id
+};
+
+}  // namespace fedvar::aggregator
