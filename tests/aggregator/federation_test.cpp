@@ -1,0 +1,186 @@
+// The federation end to end: `fedvar serve` and `fedvar client` as real
+// processes on loopback TCP, a tiny ResNet18 (width 4) and a few hundred
+// Fashion-MNIST images, so that each test takes seconds.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core/file_io.h"
+#include "core/model_io.h"
+#include "protocol/channel.h"
+#include "tests/support/test_util.h"
+
+namespace fedvar {
+namespace {
+
+using fedvar::testing::run_command;
+using fedvar::testing::TempDir;
+
+const std::string kFedvar = FEDVAR_BINARY;
+const std::string kData = FEDVAR_FASHION_MNIST;
+const std::string kKey = "federation-test-key";
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+std::string serve_command(const TempDir& dir, const std::string& extra) {
+  return "FEDVAR_KEY=" + kKey + " " + kFedvar + " serve --data " + kData +
+         " --endpoint 'tcp://127.0.0.1:*' --endpoint-file " + dir.file("endpoint") +
+         " --clean-range -200: --test-range 0:200 --width 4 --batch-size 32"
+         " --join-timeout 60 --trigger dba:pieces=4 --malicious attacker-0"
+         " --metrics " +
+         dir.file("metrics.jsonl") + " --checkpoint " + dir.file("global.safetensors") +
+         " " + extra + " > " + dir.file("serve.json") + " 2> " + dir.file("serve.log");
+}
+
+// Shell lines that wait for the server's endpoint file into $E.
+std::string await_endpoint(const TempDir& dir) {
+  return "for i in $(seq 600); do [ -s " + dir.file("endpoint") +
+         " ] && break; sleep 0.1; done; E=$(cat " + dir.file("endpoint") + "); ";
+}
+
+std::string client_command(const TempDir& dir, int index, int clients,
+                           const std::string& extra) {
+  const std::string name = "c" + std::to_string(index);
+  return "FEDVAR_KEY=" + kKey + " " + kFedvar + " client --endpoint \"$E\" --data " +
+         kData + " --pool 0:300 --clients " + std::to_string(clients) + " --index " +
+         std::to_string(index) + " " + extra + " > " + dir.file(name + ".json") + " 2> " +
+         dir.file(name + ".log");
+}
+
+TEST(FederationTest, ThreeRoundsWithHookMetricsAndCheckpoint) {
+  TempDir dir;
+  const std::string script =
+      serve_command(dir, "--rounds 3 --min-clients 3 --hook fine-tuning:epochs=1") +
+      " & S=$!; " + await_endpoint(dir) +
+      client_command(
+          dir, 0, 3,
+          "--id attacker-0 --poison dba:pieces=4,piece=0 --target 0 --ratio 0.3") +
+      " & " + client_command(dir, 1, 3, "") + " & " + client_command(dir, 2, 3, "") +
+      " & wait $S; echo server=$?; wait; echo done";
+  const auto result = run_command("bash -c '" + script + "'");
+  ASSERT_NE(result.output.find("server=0"), std::string::npos)
+      << result.output << read_file(dir.file("serve.log")).value();
+
+  const auto lines = read_jsonl(dir.file("metrics.jsonl"));
+  ASSERT_EQ(lines.size(), 3u);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const auto& l = lines[i];
+    EXPECT_EQ(l["round"], static_cast<int>(i + 1));
+    EXPECT_TRUE(l["aggregated"].get<bool>());
+    EXPECT_GE(l["acc"].get<double>(), 0.0);
+    EXPECT_LE(l["acc"].get<double>(), 100.0);
+    EXPECT_TRUE(l["asr"].is_number());
+    EXPECT_EQ(l["asr_pieces"].size(), 4u);
+    EXPECT_EQ(l["selected"].size(), 3u);
+    EXPECT_EQ(l["malicious_selected"], 1);
+    EXPECT_EQ(l["updates"]["received"], 3);
+    EXPECT_EQ(l["updates"]["missing"], 0);
+    ASSERT_EQ(l["hooks"].size(), 1u) << "the hook runs once per round";
+    EXPECT_EQ(l["hooks"][0]["defense"], "fine-tuning");
+    for (const char* phase : {"broadcast", "train_wait", "aggregate", "hook", "eval"}) {
+      EXPECT_GE(l["seconds"][phase].get<double>(), 0.0) << phase;
+    }
+  }
+  auto checkpoint = load_resnet(dir.file("global.safetensors"));
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().message();
+  EXPECT_EQ(checkpoint->metadata.at("round"), "3");
+  EXPECT_EQ(checkpoint->model->options().width, 4);
+  for (int i = 0; i < 3; ++i) {
+    const auto out = nlohmann::json::parse(
+        read_file(dir.file("c" + std::to_string(i) + ".json")).value());
+    EXPECT_EQ(out["malicious"], i == 0);
+  }
+}
+
+// This test's process is the third client: it joins, receives the round
+// task, answers with a broken update (rejected with a reason), then dies.
+TEST(FederationTest, ClientDyingMidRoundDoesNotStopTheRound) {
+  TempDir dir;
+  const std::string script =
+      "(" +
+      serve_command(dir, "--rounds 2 --min-clients 3 --quorum 2 --round-timeout 4") +
+      " & S=$!; " + await_endpoint(dir) + client_command(dir, 0, 2, "") + " & " +
+      client_command(dir, 1, 2, "") + " & wait $S; echo $? > " + dir.file("server.code") +
+      "; wait) > /dev/null 2>&1 &";
+  ASSERT_EQ(std::system(("bash -c '" + script + "'").c_str()), 0);
+  std::string endpoint;
+  for (int i = 0; i < 600 && endpoint.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto text = read_file(dir.file("endpoint"));
+    if (text.ok()) endpoint = text.value().substr(0, text.value().find('\n'));
+  }
+  ASSERT_FALSE(endpoint.empty());
+  {
+    zmq::context_t context;
+    zmq::socket_t socket(context, zmq::socket_type::dealer);
+    socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::rcvtimeo, 60000);
+    socket.connect(endpoint);
+    ASSERT_TRUE(protocol::send_message(socket, protocol::Join{"doomed", 50}, kKey).ok());
+    auto task = protocol::receive_message(socket, kKey, false);
+    ASSERT_TRUE(task.ok() && task->message.ok());
+    auto* round_task = std::get_if<protocol::RoundTask>(&task->message.value());
+    ASSERT_NE(round_task, nullptr);
+    protocol::Update broken{round_task->round, "doomed", 50, round_task->tensors};
+    broken.tensors.erase("fc.bias");
+    ASSERT_TRUE(protocol::send_message(socket, broken, kKey).ok());
+    auto reply = protocol::receive_message(socket, kKey, false);
+    ASSERT_TRUE(reply.ok() && reply->message.ok());
+    auto* reject = std::get_if<protocol::Reject>(&reply->message.value());
+    ASSERT_NE(reject, nullptr);
+    EXPECT_NE(reject->reason.find("fc.bias"), std::string::npos) << reject->reason;
+  }  // the socket closes: this client is gone in the middle of round 1
+
+  std::string code;
+  for (int i = 0; i < 1200 && code.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto text = read_file(dir.file("server.code"));
+    if (text.ok()) code = text.value();
+  }
+  ASSERT_EQ(code, "0\n") << read_file(dir.file("serve.log")).value();
+  const auto lines = read_jsonl(dir.file("metrics.jsonl"));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["selected"].size(), 3u);
+  EXPECT_EQ(lines[0]["updates"]["received"], 2);
+  EXPECT_EQ(lines[0]["updates"]["rejected"], 1);
+  EXPECT_EQ(lines[0]["updates"]["missing"], 1);
+  EXPECT_TRUE(lines[0]["aggregated"].get<bool>());
+  EXPECT_EQ(lines[1]["selected"].size(), 2u) << "the dead client is no longer sampled";
+  EXPECT_EQ(lines[1]["updates"]["received"], 2);
+}
+
+TEST(FederationTest, BadInputGetsAClearErrorAndExitCode2) {
+  TempDir dir;
+  auto r =
+      run_command("env -u FEDVAR_KEY " + kFedvar + " serve --data " + kData + " 2>&1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("HMAC key"), std::string::npos) << r.output;
+  r = run_command("FEDVAR_KEY=k " + kFedvar + " serve --data " + kData +
+                  " --hook nope 2>&1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("nope"), std::string::npos) << r.output;
+  r = run_command("FEDVAR_KEY=k " + kFedvar +
+                  " client --endpoint tcp://127.0.0.1:1 --data " + kData +
+                  " --pool 0:100 --partition zipf 2>&1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--partition"), std::string::npos) << r.output;
+  r = run_command("FEDVAR_KEY=k " + kFedvar +
+                  " client --endpoint tcp://127.0.0.1:1 --data " + kData +
+                  " --pool 0:100 --poison patch:size=5 --attack-rounds 0 2>&1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("attack rounds"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace fedvar
