@@ -2,6 +2,7 @@
 // client` processes on loopback (real processes, real TCP) for each run
 // (with the hook, and with --compare without it), then prints a table of the
 // last round and draws ACC/ASR per round as an SVG.
+#include <cctype>
 #include <filesystem>
 #include <iostream>
 #include <random>
@@ -35,7 +36,7 @@ struct SimulateArgs {
   std::string attack_rounds = "all";
   double scale = 1.0;
   int rounds = 10;
-  std::string hook = "vardefense";
+  std::vector<std::string> hooks = {"vardefense"};
   bool compare = false;
   bool clean_baseline = false;
   std::string partition = "dirichlet:0.5";
@@ -58,13 +59,29 @@ struct RunPlan {
   std::string hook;  // "" = none
 };
 
+// A run's name from its hook spec: "vardefense", or "vardefense-alpha10"
+// for "vardefense:alpha=10" (a file name, unique per spec).
+std::string run_name(const std::string& hook) {
+  std::string name;
+  for (char c : hook) {
+    if (c == ':' || c == ',') {
+      name += '-';
+    } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.') {
+      name += c;
+    }
+  }
+  return name;
+}
+
 std::vector<RunPlan> plan_runs(const SimulateArgs& a) {
   std::vector<RunPlan> runs;
   if (a.clean_baseline) runs.push_back({"no-attack", false, ""});
-  if (a.compare || a.hook.empty()) runs.push_back({"no-defense", true, ""});
-  if (!a.hook.empty()) {
-    runs.push_back({a.hook.substr(0, a.hook.find(':')), true, a.hook});
+  std::vector<std::string> hooks;
+  for (const auto& h : a.hooks) {
+    if (!h.empty() && h != "none") hooks.push_back(h);
   }
+  if (a.compare || hooks.empty()) runs.push_back({"no-defense", true, ""});
+  for (const auto& h : hooks) runs.push_back({run_name(h), true, h});
   return runs;
 }
 
@@ -281,7 +298,9 @@ void register_simulate(CLI::App& app, Commands& commands) {
                   "Rounds attacked: all, 1,3,5-8, 10-");
   cmd->add_option("--scale", a->scale, "Attackers' model replacement factor");
   cmd->add_option("--rounds", a->rounds, "Rounds")->check(CLI::Range(1, 100000));
-  cmd->add_option("--hook", a->hook, "Post-aggregation hook spec (\"\" = none)");
+  cmd->add_option("--hook", a->hooks,
+                  "Post-aggregation hook spec; repeat for one run per hook; none = "
+                  "no hook (default vardefense)");
   cmd->add_flag("--compare", a->compare, "Also run without the hook");
   cmd->add_flag("--clean-baseline", a->clean_baseline,
                 "Also run without attackers and without the hook");
