@@ -47,22 +47,32 @@ RoundPipeline::RoundPipeline(PipelineOptions options,
       context_(std::move(context)),
       eval_(std::move(eval)) {}
 
-Status RoundPipeline::operator()(const RoundOutcome& outcome, ResNet18& model) {
-  const int round = outcome.round;
-  nlohmann::json hook_reports = nlohmann::json::array();
-  const auto hook_start = Clock::now();
-  if (outcome.aggregated) {
-    for (auto& hook : hooks_) {
-      spdlog::info("round {}: hook {}", round, hook->name());
-      plugins::DefenseContext ctx = context_;
-      ctx.seed = context_.seed + static_cast<uint64_t>(round);
-      auto report = hook->apply(model, ctx);
-      if (!report.ok()) return report.status().with_context("hook " + hook->name());
-      hook_reports.push_back(report.value());
-    }
-  }
-  const double hook_s = seconds_since(hook_start);
+RoundCallbacks RoundPipeline::callbacks() {
+  return {[this](const RoundOutcome& o, ResNet18& m) { return run_hooks(o, m); },
+          [this](const RoundOutcome& o, ResNet18& m) { return record(o, m); }};
+}
 
+Status RoundPipeline::run_hooks(const RoundOutcome& outcome, ResNet18& model) {
+  const int round = outcome.round;
+  nlohmann::json& reports = hook_reports_[round] = nlohmann::json::array();
+  if (!outcome.aggregated) return Status::Ok();
+  for (auto& hook : hooks_) {
+    spdlog::info("round {}: hook {}", round, hook->name());
+    plugins::DefenseContext ctx = context_;
+    ctx.seed = context_.seed + static_cast<uint64_t>(round);
+    auto report = hook->apply(model, ctx);
+    if (!report.ok()) return report.status().with_context("hook " + hook->name());
+    reports.push_back(report.value());
+  }
+  return Status::Ok();
+}
+
+Status RoundPipeline::record(const RoundOutcome& outcome, ResNet18& model) {
+  const int round = outcome.round;
+  nlohmann::json hook_reports = std::move(hook_reports_[round]);
+  hook_reports_.erase(round);
+  if (hook_reports.is_null()) hook_reports = nlohmann::json::array();
+  const double hook_s = outcome.hook_s;
   const auto eval_start = Clock::now();
   nlohmann::json line = evaluate_global(model, eval_);
   const double eval_s = seconds_since(eval_start);
@@ -70,8 +80,10 @@ Status RoundPipeline::operator()(const RoundOutcome& outcome, ResNet18& model) {
   int malicious_selected = 0;
   for (const auto& id : outcome.selected)
     malicious_selected += options_.malicious.count(id);
+  // The round's wall time. The evaluation is not in it: it runs during the
+  // next round's train_wait (or after the last round).
   const double total =
-      outcome.broadcast_s + outcome.train_wait_s + outcome.aggregate_s + hook_s + eval_s;
+      outcome.broadcast_s + outcome.train_wait_s + outcome.aggregate_s + hook_s;
   line["run"] = options_.run;
   line["round"] = round;
   line["aggregated"] = outcome.aggregated;

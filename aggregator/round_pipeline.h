@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -49,9 +50,13 @@ class RoundPipeline {
                 std::vector<std::unique_ptr<plugins::Defense>> hooks,
                 plugins::DefenseContext context, EvalSpec eval);
 
-  // The server's AfterRound: hooks (only when the round aggregated), eval,
-  // metrics line, checkpoint. A hook or file error stops the run.
-  Status operator()(const RoundOutcome& outcome, ResNet18& model);
+  // The server's after_aggregation: the hooks in order (only when the round
+  // aggregated); their reports go into the round's metrics line.
+  Status run_hooks(const RoundOutcome& outcome, ResNet18& model);
+  // The server's record: eval, metrics line, checkpoint.
+  Status record(const RoundOutcome& outcome, ResNet18& model);
+  // Both, bound to this pipeline, for Server::run.
+  RoundCallbacks callbacks();
 
   // The metrics lines written so far.
   const std::vector<nlohmann::json>& history() const { return history_; }
@@ -63,6 +68,7 @@ class RoundPipeline {
   EvalSpec eval_;
   std::vector<nlohmann::json> history_;
   std::string metrics_text_;
+  std::map<int, nlohmann::json> hook_reports_;  // by round, until recorded
 };
 
 }  // namespace fedvar::aggregator

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -93,16 +94,28 @@ std::string Server::endpoint() const {
   return socket_ ? socket_->get(zmq::sockopt::last_endpoint) : "";
 }
 
-Status Server::run(const AfterRound& after_round) {
+Status Server::run(const RoundCallbacks& callbacks) {
   if (!socket_) return Status::FailedPrecondition("bind() the server before run()");
   Status status = wait_for_clients();
+  std::optional<RoundOutcome> unrecorded;
+  const auto record_previous = [&]() -> Status {
+    if (!unrecorded) return Status::Ok();
+    const RoundOutcome outcome = std::move(*unrecorded);
+    unrecorded.reset();
+    return callbacks.record ? callbacks.record(outcome, model_) : Status::Ok();
+  };
   for (int round = 1; status.ok() && round <= options_.rounds; ++round) {
     RoundOutcome outcome;
-    status = run_round(round, outcome);
+    status = run_round(round, outcome, record_previous);
     if (!status.ok()) break;
-    status = after_round(outcome, model_);
+    const auto hook_start = Clock::now();
+    if (callbacks.after_aggregation)
+      status = callbacks.after_aggregation(outcome, model_);
+    outcome.hook_s = seconds_since(hook_start);
     global_ = state_of(model_);  // what the hooks left is the next round's model
+    unrecorded = std::move(outcome);
   }
+  if (status.ok()) status = record_previous();
   shutdown_clients();
   return status;
 }
@@ -136,7 +149,8 @@ std::vector<std::string> Server::sample_clients(int round) const {
   return ids;
 }
 
-Status Server::run_round(int round, RoundOutcome& outcome) {
+Status Server::run_round(int round, RoundOutcome& outcome,
+                         const std::function<Status()>& record_previous) {
   outcome.round = round;
   if (clients_.empty()) return Status::Unavailable("no client is left");
   outcome.selected = sample_clients(round);
@@ -162,6 +176,9 @@ Status Server::run_round(int round, RoundOutcome& outcome) {
   outcome.broadcast_s = seconds_since(broadcast_start);
 
   const auto wait_start = Clock::now();
+  // The clients train now; the previous round's evaluation runs meanwhile.
+  // Updates queue in ZeroMQ until the loop below reads them.
+  if (record_previous) FEDVAR_RETURN_IF_ERROR(record_previous());
   while (!state.pending.empty()) {
     if (g_stop)
       return Status::Unavailable("stopped during round " + std::to_string(round));

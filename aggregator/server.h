@@ -1,8 +1,9 @@
 // The federated server: one ZeroMQ ROUTER, one poll loop (zguide's
 // mdbroker). Clients join; each round the server samples some of them, sends
 // them the global model, folds their updates into FedAvg as they arrive until
-// all answered or the deadline passes, and hands the new global model to a
-// post-round callback (hooks, evaluation, checkpoint) before the next round.
+// all answered or the deadline passes, runs the post-aggregation callback
+// (hooks) on the new global model, and records the round (evaluation,
+// metrics, checkpoint) while the next round's clients train.
 // Not thread-safe: one Server per thread.
 #pragma once
 
@@ -44,11 +45,20 @@ struct RoundOutcome {
   double broadcast_s = 0;   // signing and sending the task
   double train_wait_s = 0;  // broadcast end -> last update (or deadline)
   double aggregate_s = 0;   // folding updates in and loading the mean
+  double hook_s = 0;        // after_aggregation
 };
 
-// Called after every round with the outcome and the (new) global model; it
-// may change the model (post-aggregation hooks). An error stops the run.
-using AfterRound = std::function<Status(const RoundOutcome&, ResNet18& model)>;
+// What the server does with each round's model. An error stops the run.
+struct RoundCallbacks {
+  // Right after aggregation, before the next broadcast; may change the model
+  // (post-aggregation hooks). Its seconds count in RoundOutcome::hook_s.
+  std::function<Status(const RoundOutcome&, ResNet18& model)> after_aggregation;
+  // Once per round with the model after_aggregation left, called just after
+  // the next round's broadcast so that it overlaps the clients' training
+  // (the model is not touched until that round aggregates); the last
+  // round's runs before the shutdown. Must not change the model.
+  std::function<Status(const RoundOutcome&, ResNet18& model)> record;
+};
 
 class Server {
  public:
@@ -64,7 +74,7 @@ class Server {
 
   // Runs every round, then tells all clients to shut down. kUnavailable when
   // too few clients join in time; a callback error is returned as is.
-  Status run(const AfterRound& after_round);
+  Status run(const RoundCallbacks& callbacks);
 
   // Makes run() stop after the current poll (async-signal-safe).
   static void request_stop();
@@ -73,7 +83,9 @@ class Server {
   struct Client;
   struct RoundState;
   Status wait_for_clients();
-  Status run_round(int round, RoundOutcome& outcome);
+  // `record_previous` (may be empty) runs right after the broadcast.
+  Status run_round(int round, RoundOutcome& outcome,
+                   const std::function<Status()>& record_previous);
   std::vector<std::string> sample_clients(int round) const;
   // Handles one incoming message; `round_state` is null outside a round.
   void handle_message(RoundState* round_state);

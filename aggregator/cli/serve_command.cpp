@@ -102,7 +102,7 @@ Status run_serve(ServeArgs a, nlohmann::json& result) {
     FEDVAR_RETURN_IF_ERROR(write_file_atomic(a.endpoint_file, server.endpoint() + "\n"));
   }
   on_stop_signal(&aggregator::Server::request_stop);
-  FEDVAR_RETURN_IF_ERROR(server.run(std::ref(pipeline)));
+  FEDVAR_RETURN_IF_ERROR(server.run(pipeline.callbacks()));
 
   const auto& last = pipeline.history().back();
   result = {{"run", a.run},

@@ -320,7 +320,8 @@ void register_simulate(CLI::App& app, Commands& commands) {
       ->check(CLI::Range(1, 65536));
   cmd->add_option("--round-timeout", a->round_timeout, "Seconds to wait for updates");
   cmd->add_option("--seed", a->seed, "Seed of the whole simulation");
-  cmd->add_option("--device", a->device, "Server's device: auto, cpu, cuda");
+  cmd->add_option("--device", a->device,
+                  "Device of the server and the clients: auto, cpu, cuda");
   cmd->callback([a, &commands] {
     // The table is the result a person reads; summary.json has it as JSON.
     commands.action = [a] {

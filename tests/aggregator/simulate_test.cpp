@@ -60,7 +60,7 @@ TEST(SimulateTest, ComparesRunsPrintsTheTableAndDrawsThePlot) {
   EXPECT_NE(r.output.find("| run | rounds | ACC % | ASR %"), std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("| no-defense | 2 |"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("| fine-tuning | 2 |"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("| fine-tuning-epochs1 | 2 |"), std::string::npos) << r.output;
   const auto svg = read_file(dir.file("sim/plot.svg"));
   ASSERT_TRUE(svg.ok());
   EXPECT_NE(svg.value().find("no-defense"), std::string::npos);
@@ -84,11 +84,12 @@ TEST(SimulateTest, InterruptStopsEveryProcessItStarted) {
             0);
   const pid_t pid = std::stoi(read_file(pid_file).value());
   // Wait until a round has been evaluated, i.e. every process is up.
-  for (int i = 0; i < 1200 && !std::filesystem::exists(dir.file("sim/fine-tuning.jsonl"));
+  for (int i = 0;
+       i < 1200 && !std::filesystem::exists(dir.file("sim/fine-tuning-epochs1.jsonl"));
        ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  ASSERT_TRUE(std::filesystem::exists(dir.file("sim/fine-tuning.jsonl")));
+  ASSERT_TRUE(std::filesystem::exists(dir.file("sim/fine-tuning-epochs1.jsonl")));
   std::vector<pid_t> children;
   for (const auto& line :
        split_lines(run_command("pgrep -P " + std::to_string(pid)).output)) {
