@@ -13,8 +13,8 @@ namespace {
 using testing::run_command;
 using testing::TempDir;
 
-const std::string kFedvar = FEDVAR_BINARY;
-const std::string kData = FEDVAR_FASHION_MNIST;
+using fedvar::testing::kData;
+using fedvar::testing::kFedvar;
 
 TEST(Cli, TrainThenEvalPrintsJsonAndWritesSidecar) {
   TempDir dir;

@@ -21,8 +21,8 @@ namespace {
 using fedvar::testing::run_command;
 using fedvar::testing::TempDir;
 
-const std::string kFedvar = FEDVAR_BINARY;
-const std::string kData = FEDVAR_FASHION_MNIST;
+using fedvar::testing::kData;
+using fedvar::testing::kFedvar;
 const std::string kKey = "federation-test-key";
 
 std::vector<nlohmann::json> read_jsonl(const std::string& path) {

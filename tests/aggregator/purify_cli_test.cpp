@@ -15,8 +15,8 @@ namespace {
 using testing::run_command;
 using testing::TempDir;
 
-const std::string kFedvar = FEDVAR_BINARY;
-const std::string kData = FEDVAR_FASHION_MNIST;
+using fedvar::testing::kData;
+using fedvar::testing::kFedvar;
 
 std::string make_model(const TempDir& dir, int64_t in_channels, const std::string& name) {
   torch::manual_seed(0);

@@ -18,8 +18,8 @@ namespace {
 using fedvar::testing::run_command;
 using fedvar::testing::TempDir;
 
-const std::string kFedvar = FEDVAR_BINARY;
-const std::string kData = FEDVAR_FASHION_MNIST;
+using fedvar::testing::kData;
+using fedvar::testing::kFedvar;
 
 std::string tiny_simulation(const TempDir& dir, int rounds) {
   return kFedvar + " simulate --data " + kData + " --out " + dir.file("sim") +

@@ -13,6 +13,10 @@
 
 namespace fedvar::testing {
 
+// The fedvar binary under test and the real Fashion-MNIST (CMake defines both).
+inline const std::string kFedvar = FEDVAR_BINARY;
+inline const std::string kData = FEDVAR_FASHION_MNIST;
+
 class TempDir {
  public:
   TempDir() {
