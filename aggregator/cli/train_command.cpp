@@ -30,6 +30,7 @@ struct TrainArgs {
   uint64_t seed = 0;
   std::string device = "auto";
   std::string normalize;
+  std::string init;
 };
 
 Status run_train(const TrainArgs& a, nlohmann::json& report) {
@@ -59,11 +60,29 @@ Status run_train(const TrainArgs& a, nlohmann::json& report) {
     FEDVAR_ASSIGN_OR_RETURN(opts.normalization, Normalization::parse(a.normalize));
   }
   torch::manual_seed(a.seed);
-  ResNet18 model(ResNetOptions{train.channels(), train.num_classes,
-                               a.stem == "imagenet" ? Stem::kImagenet : Stem::kCifar,
-                               a.width});
-  spdlog::info("train: {} images, width {}, {} epoch(s) on {}{}", train.size(), a.width,
-               a.epochs, device.str(), poison ? ", poison " + a.poison : "");
+  ResNet18 model{nullptr};
+  if (a.init.empty()) {
+    model = ResNet18(ResNetOptions{train.channels(), train.num_classes,
+                                   a.stem == "imagenet" ? Stem::kImagenet : Stem::kCifar,
+                                   a.width});
+  } else {
+    // Continue training (e.g. a lower learning rate after a first run): the
+    // architecture and, unless --normalize says otherwise, the normalization
+    // come from the file.
+    FEDVAR_ASSIGN_OR_RETURN(auto loaded, load_resnet(a.init));
+    model = loaded.model;
+    if (model->options().in_channels != train.channels()) {
+      return Status::InvalidArgument(
+          "--init model has " + std::to_string(model->options().in_channels) +
+          " input channel(s), the data " + std::to_string(train.channels()));
+    }
+    if (a.normalize.empty() && loaded.normalization) {
+      opts.normalization = *loaded.normalization;
+    }
+  }
+  const ResNetOptions arch = model->options();
+  spdlog::info("train: {} images, width {}, {} epoch(s) on {}{}", train.size(),
+               arch.width, a.epochs, device.str(), poison ? ", poison " + a.poison : "");
   TrainCallbacks callbacks;
   callbacks.on_batch = [](int epoch, int64_t batch, int64_t batches, double loss) {
     spdlog::info("epoch {} batch {}/{} loss {:.4f}", epoch, batch, batches, loss);
@@ -82,16 +101,17 @@ Status run_train(const TrainArgs& a, nlohmann::json& report) {
   report = {{"out", a.out},
             {"arch",
              {{"name", "resnet18"},
-              {"in_channels", train.channels()},
-              {"num_classes", train.num_classes},
-              {"stem", a.stem},
-              {"width", a.width}}},
+              {"in_channels", arch.in_channels},
+              {"num_classes", arch.num_classes},
+              {"stem", stem_name(arch.stem)},
+              {"width", arch.width}}},
             {"train_images", train.size()},
             {"epochs", a.epochs},
             {"normalize", opts.normalization.to_string()},
             {"train_seconds", seconds},
             {"device", device.str()},
             {"acc", accuracy_percent(model, test, eval)}};
+  if (!a.init.empty()) report["init"] = a.init;
   if (poison) {
     report["trigger"] = poison->trigger.to_string();
     report["target"] = poison->target;
@@ -133,7 +153,11 @@ void register_train(CLI::App& app, Commands& commands) {
   cmd->add_option("--seed", args->seed, "Seed for init, shuffling and poisoning");
   cmd->add_option("--device", args->device, "auto, cpu, cuda or cuda:N");
   cmd->add_option("--normalize", args->normalize,
-                  "MEAN,STD per channel (default: estimated from the training rows)");
+                  "MEAN,STD per channel (default: from --init's file, else estimated "
+                  "from the training rows)");
+  cmd->add_option("--init", args->init,
+                  "Start from this model (.safetensors) instead of a fresh one; its "
+                  "architecture wins over --width/--stem");
   cmd->callback([args, &commands] {
     commands.action =
         json_action([args](nlohmann::json& out) { return run_train(*args, out); });

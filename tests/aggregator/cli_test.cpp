@@ -43,6 +43,40 @@ TEST(Cli, TrainThenEvalPrintsJsonAndWritesSidecar) {
   EXPECT_DOUBLE_EQ(result["acc"].get<double>(), report["acc"].get<double>());
 }
 
+// --init continues from a model: its architecture and normalization win, and
+// training changes its weights.
+TEST(Cli, TrainInitContinuesFromAModel) {
+  TempDir dir;
+  const std::string first = dir.file("first.safetensors");
+  const std::string second = dir.file("second.safetensors");
+  ASSERT_EQ(run_command(kFedvar + " train --data " + kData + " --out " + first +
+                        " --range 0:128 --test-range 0:50 --width 4 --epochs 1"
+                        " --normalize 0.5,0.25 --device cpu 2>/dev/null")
+                .exit_code,
+            0);
+  auto more = run_command(kFedvar + " train --data " + kData + " --init " + first +
+                          " --out " + second +
+                          " --range 128:256 --test-range 0:50 --width 16 --epochs 1"
+                          " --lr 0.01 --device cpu 2>/dev/null");
+  ASSERT_EQ(more.exit_code, 0) << more.output;
+  const auto report = nlohmann::json::parse(more.output);
+  EXPECT_EQ(report["arch"]["width"], 4) << "the file's width wins over --width";
+  EXPECT_EQ(report["init"], first);
+  auto a = load_resnet(first);
+  auto b = load_resnet(second);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(b->normalization.has_value());
+  EXPECT_EQ(b->normalization->to_string(), a->normalization->to_string());
+  EXPECT_FALSE(torch::equal(resnet_state(a->model).tensors.at("fc.weight"),
+                            resnet_state(b->model).tensors.at("fc.weight")));
+
+  auto missing = run_command(kFedvar + " train --data " + kData + " --init " +
+                             dir.file("nope.safetensors") + " --out " + second +
+                             " --range 0:10 2>&1");
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.output.find("nope.safetensors"), std::string::npos) << missing.output;
+}
+
 TEST(Cli, BadInputIsOneLineErrorAndExitTwo) {
   TempDir dir;
   const std::string out = dir.file("m.safetensors");
