@@ -6,6 +6,6 @@
 # last round on stdout; the plot is out/simulate/plot.svg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./deploy/install-deps.sh
-./deploy/build.sh
+./deploy/install-deps.sh >&2  # stdout carries only the results
+./deploy/build.sh >&2
 exec build/aggregator/fedvar simulate --out out/simulate --compare "$@"
