@@ -55,7 +55,7 @@ RoundCallbacks RoundPipeline::callbacks() {
 Status RoundPipeline::run_hooks(const RoundOutcome& outcome, ResNet18& model) {
   const int round = outcome.round;
   nlohmann::json& reports = hook_reports_[round] = nlohmann::json::array();
-  if (!outcome.aggregated) return Status::Ok();
+  if (!outcome.aggregated || !options_.hook_rounds.contains(round)) return Status::Ok();
   for (auto& hook : hooks_) {
     spdlog::info("round {}: hook {}", round, hook->name());
     plugins::DefenseContext ctx = context_;

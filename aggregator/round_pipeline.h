@@ -16,6 +16,7 @@
 #include "aggregator/server.h"
 #include "core/dataset.h"
 #include "core/metrics.h"
+#include "core/round_schedule.h"
 #include "core/trigger.h"
 #include "plugins/defense.h"
 
@@ -41,6 +42,8 @@ struct PipelineOptions {
   // Ground truth for the metrics only ("malicious among the selected"); never
   // used by aggregation or hooks.
   std::set<std::string> malicious;
+  // Rounds whose aggregated model the hooks purify (default all).
+  RoundSchedule hook_rounds;
 };
 
 class RoundPipeline {

@@ -9,29 +9,17 @@
 #include <utility>
 #include <vector>
 
+#include "core/round_schedule.h"
 #include "core/status.h"
 #include "core/trigger.h"
 
 namespace fedvar::client_sim {
 
-// The rounds (1-based) an attacker poisons: "all", or a comma-separated list
-// of rounds and inclusive spans, e.g. "1,3,5-8" or "10-".
-class AttackSchedule {
- public:
-  static Result<AttackSchedule> parse(const std::string& text);
-  bool contains(int round) const;
-  std::string to_string() const { return text_; }
-
- private:
-  std::vector<std::pair<int, int>> spans_;  // inclusive; second = INT_MAX for "10-"
-  std::string text_ = "all";
-};
-
 struct Attack {
   TriggerSpec trigger;  // e.g. one DBA piece
   int64_t target = 0;
-  double ratio = 0.05;  // share of each mini-batch poisoned (the paper's 0.05)
-  AttackSchedule rounds;
+  double ratio = 0.05;   // share of each mini-batch poisoned (the paper's 0.05)
+  RoundSchedule rounds;  // when it poisons
   // Model replacement (Bagdasaryan et al., AISTATS 2020): the update sent is
   // global + scale * (local - global); 1 = plain poisoned training.
   double scale = 1.0;

@@ -78,8 +78,9 @@ Status run_client_command(ClientArgs a, nlohmann::json& result) {
     attack.target = a.target;
     attack.ratio = a.ratio;
     attack.scale = a.scale;
-    FEDVAR_ASSIGN_OR_RETURN(attack.rounds,
-                            client_sim::AttackSchedule::parse(a.attack_rounds));
+    auto rounds = RoundSchedule::parse(a.attack_rounds);
+    if (!rounds.ok()) return rounds.status().with_context("--attack-rounds");
+    attack.rounds = rounds.value();
     a.client.attack = attack;
   }
   if (a.client.client_id.empty())

@@ -34,6 +34,7 @@ struct ServeArgs {
   std::string device = "auto";
   std::string normalize;
   std::string key_file;
+  std::string hook_rounds = "all";
 };
 
 std::set<std::string> split_ids(const std::string& text) {
@@ -92,8 +93,14 @@ Status run_serve(ServeArgs a, nlohmann::json& result) {
   plugins::DefenseContext context{clean, eval.options.normalization, device,
                                   a.server.seed, nullptr};
   context.progress = [](const std::string& line) { spdlog::info("  {}", line); };
-  aggregator::PipelineOptions pipeline_options{a.run, a.metrics, a.checkpoint,
-                                               split_ids(a.malicious)};
+  aggregator::PipelineOptions pipeline_options;
+  pipeline_options.run = a.run;
+  pipeline_options.metrics_path = a.metrics;
+  pipeline_options.checkpoint_path = a.checkpoint;
+  pipeline_options.malicious = split_ids(a.malicious);
+  auto hook_rounds = RoundSchedule::parse(a.hook_rounds);
+  if (!hook_rounds.ok()) return hook_rounds.status().with_context("--hook-rounds");
+  pipeline_options.hook_rounds = hook_rounds.value();
   aggregator::RoundPipeline pipeline(pipeline_options, std::move(hooks), context, eval);
 
   aggregator::Server server(a.server, model);
@@ -154,6 +161,8 @@ void register_serve(CLI::App& app, Commands& commands) {
   cmd->add_option("--hook", a->hooks,
                   "Post-aggregation hook, repeatable, run in order: a defense spec, "
                   "e.g. vardefense:alpha=1,layers=8 (see fedvar purify)");
+  cmd->add_option("--hook-rounds", a->hook_rounds,
+                  "Rounds the hooks run in: all, or e.g. 10 or 5-8 or 15-");
   cmd->add_option("--init", a->init, "Initial global model (.safetensors)");
   cmd->add_option("--width", a->width, "ResNet base width of a fresh model")
       ->check(CLI::Range(1, 1024));

@@ -34,6 +34,7 @@ struct SimulateArgs {
   int64_t target = 0;
   double ratio = 0.25;
   std::string attack_rounds = "all";
+  std::string hook_rounds = "all";
   double scale = 1.0;
   int rounds = 10;
   std::vector<std::string> hooks = {"vardefense"};
@@ -155,7 +156,9 @@ std::vector<std::string> server_argv(const SimulateArgs& a, const RunPlan& run,
                                    "--seed",
                                    std::to_string(a.seed)};
   if (!malicious.empty()) argv.insert(argv.end(), {"--malicious", malicious});
-  if (!run.hook.empty()) argv.insert(argv.end(), {"--hook", run.hook});
+  if (!run.hook.empty()) {
+    argv.insert(argv.end(), {"--hook", run.hook, "--hook-rounds", a.hook_rounds});
+  }
   return argv;
 }
 
@@ -301,6 +304,8 @@ void register_simulate(CLI::App& app, Commands& commands) {
   cmd->add_option("--hook", a->hooks,
                   "Post-aggregation hook spec; repeat for one run per hook; none = "
                   "no hook (default vardefense)");
+  cmd->add_option("--hook-rounds", a->hook_rounds,
+                  "Rounds the hook runs in: all, or e.g. 10 or 8-");
   cmd->add_flag("--compare", a->compare, "Also run without the hook");
   cmd->add_flag("--clean-baseline", a->clean_baseline,
                 "Also run without attackers and without the hook");

@@ -103,6 +103,27 @@ TEST(FederationTest, ThreeRoundsWithHookMetricsAndCheckpoint) {
   }
 }
 
+TEST(FederationTest, HooksRunOnlyInTheScheduledRounds) {
+  TempDir dir;
+  const std::string script =
+      serve_command(dir,
+                    "--rounds 2 --min-clients 1 --hook fine-tuning:epochs=1"
+                    " --hook-rounds 2") +
+      " & S=$!; " + await_endpoint(dir) + client_command(dir, 0, 1, "") +
+      " & wait $S; echo server=$?; wait";
+  const auto result = run_command("bash -c '" + script + "'");
+  ASSERT_NE(result.output.find("server=0"), std::string::npos)
+      << read_file(dir.file("serve.log")).value();
+  const auto lines = read_jsonl(dir.file("metrics.jsonl"));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["hooks"].size(), 0u);
+  EXPECT_EQ(lines[1]["hooks"].size(), 1u);
+  auto bad = run_command("FEDVAR_KEY=k " + kFedvar + " serve --data " + kData +
+                         " --hook fine-tuning --hook-rounds 3-1 2>&1");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.output.find("--hook-rounds"), std::string::npos) << bad.output;
+}
+
 // This test's process is the third client: it joins, receives the round
 // task, answers with a broken update (rejected with a reason), then dies.
 TEST(FederationTest, ClientDyingMidRoundDoesNotStopTheRound) {
@@ -179,7 +200,7 @@ TEST(FederationTest, BadInputGetsAClearErrorAndExitCode2) {
                   " client --endpoint tcp://127.0.0.1:1 --data " + kData +
                   " --pool 0:100 --poison patch:size=5 --attack-rounds 0 2>&1");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("attack rounds"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--attack-rounds"), std::string::npos) << r.output;
 }
 
 }  // namespace

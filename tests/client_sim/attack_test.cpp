@@ -7,21 +7,21 @@
 namespace fedvar::client_sim {
 namespace {
 
-TEST(AttackScheduleTest, AllListsAndSpans) {
-  auto all = AttackSchedule::parse("all");
+TEST(RoundScheduleTest, AllListsAndSpans) {
+  auto all = RoundSchedule::parse("all");
   ASSERT_TRUE(all.ok());
   EXPECT_TRUE(all->contains(1));
   EXPECT_TRUE(all->contains(1000));
 
-  auto some = AttackSchedule::parse("2,5-7,20-");
+  auto some = RoundSchedule::parse("2,5-7,20-");
   ASSERT_TRUE(some.ok()) << some.status().message();
   for (int r : {2, 5, 6, 7, 20, 21, 500}) EXPECT_TRUE(some->contains(r)) << r;
   for (int r : {1, 3, 4, 8, 19}) EXPECT_FALSE(some->contains(r)) << r;
 }
 
-TEST(AttackScheduleTest, RejectsMalformedSchedules) {
+TEST(RoundScheduleTest, RejectsMalformedSchedules) {
   for (const char* bad : {"", "0", "-3", "x", "3-2", "1,,2", "1.5", "2-x", ","}) {
-    auto parsed = AttackSchedule::parse(bad);
+    auto parsed = RoundSchedule::parse(bad);
     EXPECT_FALSE(parsed.ok()) << "'" << bad << "' was accepted";
   }
 }
