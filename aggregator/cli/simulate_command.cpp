@@ -256,17 +256,17 @@ Status run_simulate(const SimulateArgs& a, nlohmann::json& result) {
     return Status::InvalidArgument("--attackers must be in 0..--clients");
   }
   FEDVAR_ASSIGN_OR_RETURN(auto trigger, parse_trigger(a.attack));
-  FEDVAR_ASSIGN_OR_RETURN(
-      auto pool, load_split_range(a.data, "train", "0:" + std::to_string(a.pool_size)));
-  FEDVAR_ASSIGN_OR_RETURN(
-      auto clean, load_split_range(a.data, "train", std::to_string(-a.clean_size) + ":"));
+  FEDVAR_ASSIGN_OR_RETURN(auto train, load_dataset(a.data, "train"));
+  // The clients' pool (the first rows) and the server's clean set (the last
+  // rows) must not overlap: the defender's data is its own.
+  if (a.pool_size + a.clean_size > train.size()) {
+    return Status::InvalidArgument(
+        "--pool-size plus --clean-size (" + std::to_string(a.pool_size + a.clean_size) +
+        ") exceed the train split's " + std::to_string(train.size()) + " images");
+  }
+  const Dataset pool = train.slice(0, a.pool_size);
   FEDVAR_RETURN_IF_ERROR(
       check_trigger_fits(trigger, pool.images.size(2), pool.images.size(3)));
-  if (a.pool_size + a.clean_size > pool.size() + clean.size() ||
-      pool.size() < a.pool_size) {
-    return Status::InvalidArgument(
-        "--pool-size plus --clean-size exceed the train split");
-  }
   std::error_code ec;
   fs::create_directories(a.out + "/logs", ec);
   if (ec) return Status::InvalidArgument("cannot create " + a.out + ": " + ec.message());

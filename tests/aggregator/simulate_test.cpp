@@ -75,6 +75,16 @@ TEST(SimulateTest, ComparesRunsPrintsTheTableAndDrawsThePlot) {
   EXPECT_EQ(processes_using(dir), 0);
 }
 
+TEST(SimulateTest, PoolOverlappingTheServersCleanSetIsRejected) {
+  TempDir dir;
+  const auto r =
+      run_command(kFedvar + " simulate --data " + kData + " --out " + dir.file("sim") +
+                  " --pool-size 59500 --clean-size 1000 2>&1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--pool-size plus --clean-size"), std::string::npos)
+      << r.output;
+}
+
 TEST(SimulateTest, InterruptStopsEveryProcessItStarted) {
   TempDir dir;
   const std::string pid_file = dir.file("pid");
