@@ -130,7 +130,7 @@ TEST(FederationTest, ClientDyingMidRoundDoesNotStopTheRound) {
   TempDir dir;
   const std::string script =
       "(" +
-      serve_command(dir, "--rounds 2 --min-clients 3 --quorum 2 --round-timeout 4") +
+      serve_command(dir, "--rounds 2 --min-clients 3 --quorum 2 --round-timeout 20") +
       " & S=$!; " + await_endpoint(dir) + client_command(dir, 0, 2, "") + " & " +
       client_command(dir, 1, 2, "") + " & wait $S; echo $? > " + dir.file("server.code") +
       "; wait) > /dev/null 2>&1 &";
