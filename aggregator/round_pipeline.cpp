@@ -1,19 +1,12 @@
 #include "aggregator/round_pipeline.h"
 
-#include <chrono>
-
 #include "core/file_io.h"
 #include "core/log.h"
 #include "core/model_io.h"
+#include "core/stopwatch.h"
 
 namespace fedvar::aggregator {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 std::string pieces_text(const nlohmann::json& pieces) {
   std::string text;

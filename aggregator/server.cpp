@@ -10,18 +10,13 @@
 
 #include "core/log.h"
 #include "core/model_io.h"
+#include "core/stopwatch.h"
 #include "protocol/channel.h"
 
 namespace fedvar::aggregator {
 namespace {
 
 std::atomic<bool> g_stop{false};
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 StateDict state_of(ResNet18& model) { return resnet_state(model).tensors; }
 
 // The round task's seed: distinct per round, reproducible from the run seed.

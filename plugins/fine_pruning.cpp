@@ -2,8 +2,6 @@
 
 #include <torch/torch.h>
 
-#include <chrono>
-
 #include "plugins/channel_mask.h"
 #include "plugins/channel_stats.h"
 
@@ -22,7 +20,7 @@ Result<FinePruningOptions> FinePruningOptions::from(const Options& options) {
 }
 
 Result<nlohmann::json> FinePruning::apply(ResNet18& model, const DefenseContext& ctx) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   FEDVAR_ASSIGN_OR_RETURN(auto split, split_clean(ctx.clean, options_.holdout, ctx.seed));
   const double acc_before = clean_accuracy(model, split.holdout, ctx);
   auto convs = model->conv_layers();

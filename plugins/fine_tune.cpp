@@ -76,8 +76,4 @@ nlohmann::json holdout_report(const std::string& defense, ResNet18& model,
           {"acc_after", clean_accuracy(model, split.holdout, ctx)}};
 }
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 }  // namespace fedvar::plugins

@@ -5,7 +5,6 @@
 
 #include <torch/types.h>
 
-#include <chrono>
 #include <functional>
 #include <string>
 
@@ -13,6 +12,7 @@
 #include "core/normalization.h"
 #include "core/resnet.h"
 #include "core/status.h"
+#include "core/stopwatch.h"
 #include "plugins/defense.h"
 
 namespace fedvar::plugins {
@@ -59,8 +59,5 @@ double clean_accuracy(ResNet18& model, const Dataset& data, const DefenseContext
 nlohmann::json holdout_report(const std::string& defense, ResNet18& model,
                               const CleanSplit& split, double acc_before,
                               const DefenseContext& ctx);
-
-// Wall-clock seconds since `start` (for the report's "seconds").
-double seconds_since(std::chrono::steady_clock::time_point start);
 
 }  // namespace fedvar::plugins

@@ -1,7 +1,5 @@
 #include "plugins/fine_tuning.h"
 
-#include <chrono>
-
 namespace fedvar::plugins {
 
 Result<FineTuningOptions> FineTuningOptions::from(const Options& options) {
@@ -16,7 +14,7 @@ Result<FineTuningOptions> FineTuningOptions::from(const Options& options) {
 }
 
 Result<nlohmann::json> FineTuning::apply(ResNet18& model, const DefenseContext& ctx) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   FEDVAR_ASSIGN_OR_RETURN(auto split, split_clean(ctx.clean, options_.holdout, ctx.seed));
   const double acc_before = clean_accuracy(model, split.holdout, ctx);
   auto tune = options_.tune;

@@ -2,8 +2,6 @@
 
 #include <torch/torch.h>
 
-#include <chrono>
-
 namespace fedvar::plugins {
 
 Result<NadOptions> NadOptions::from(const Options& options) {
@@ -28,7 +26,7 @@ torch::Tensor attention_map(const torch::Tensor& features, double power) {
 }
 
 Result<nlohmann::json> Nad::apply(ResNet18& model, const DefenseContext& ctx) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   FEDVAR_ASSIGN_OR_RETURN(auto split, split_clean(ctx.clean, options_.holdout, ctx.seed));
   const double acc_before = clean_accuracy(model, split.holdout, ctx);
   auto teacher = clone_model(model);

@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -14,8 +13,6 @@
 
 namespace fedvar::plugins {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 void say(const DefenseContext& ctx, const std::string& line) {
   if (ctx.progress) ctx.progress(line);
