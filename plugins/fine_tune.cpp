@@ -2,14 +2,44 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "core/metrics.h"
 #include "core/model_io.h"
 
 namespace fedvar::plugins {
+double cosine_lr(double lr, int64_t step, int64_t steps) {
+  if (steps <= 0) return lr;
+  return lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step) / steps));
+}
+
+namespace {
+
+void set_lr(torch::optim::SGD& sgd, double lr) {
+  for (auto& group : sgd.param_groups()) {
+    static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+  }
+}
+
+}  // namespace
 
 torch::Tensor cross_entropy_loss(ResNet18& model, const torch::Tensor& x,
                                  const torch::Tensor& y) {
   return torch::nn::functional::cross_entropy(model->forward(x), y);
+}
+
+torch::Tensor distillation_loss(const torch::Tensor& logits, ResNet18& teacher,
+                                const torch::Tensor& x, double temperature) {
+  namespace F = torch::nn::functional;
+  torch::Tensor target;
+  {
+    torch::NoGradGuard no_grad;
+    teacher->eval();
+    target = torch::softmax(teacher->forward(x) / temperature, /*dim=*/1);
+  }
+  auto log_p = torch::log_softmax(logits / temperature, /*dim=*/1);
+  return temperature * temperature *
+         F::kl_div(log_p, target, F::KLDivFuncOptions().reduction(torch::kBatchMean));
 }
 
 Status fine_tune(ResNet18& model, const Dataset& data, const DefenseContext& ctx,
@@ -22,6 +52,9 @@ Status fine_tune(ResNet18& model, const Dataset& data, const DefenseContext& ctx
                                                  .momentum(opts.momentum)
                                                  .weight_decay(opts.weight_decay));
   auto gen = at::detail::createCPUGenerator(opts.seed);
+  const int64_t batches = (data.size() + opts.batch_size - 1) / opts.batch_size;
+  const int64_t steps = opts.epochs * batches;
+  int64_t step = 0;
   for (int epoch = 0; epoch < opts.epochs; ++epoch) {
     auto order = torch::randperm(data.size(), gen, torch::kLong);
     for (int64_t begin = 0; begin < data.size(); begin += opts.batch_size) {
@@ -29,6 +62,8 @@ Status fine_tune(ResNet18& model, const Dataset& data, const DefenseContext& ctx
       auto x = normalize(to_unit_float(data.images.index_select(0, idx), ctx.device),
                          ctx.normalization);
       auto y = data.labels.index_select(0, idx).to(ctx.device);
+      if (opts.cosine) set_lr(sgd, cosine_lr(opts.lr, step, steps));
+      ++step;
       sgd.zero_grad();
       loss(model, x, y).backward();
       sgd.step();

@@ -24,6 +24,10 @@ struct FineTuneOptions {
   double weight_decay = 5e-4;
   int64_t batch_size = 128;  // the paper's setting
   uint64_t seed = 0;
+  // Anneal lr from `lr` to 0 along a half cosine over the run's steps (as
+  // BackdoorBench's fine-tuning does). On 900 clean images a constant lr
+  // 0.01 for 15 epochs cost 3.8 ACC points; annealed, 1.1 (README).
+  bool cosine = false;
 };
 
 // Loss of one mini-batch: normalized images x, labels y.
@@ -32,6 +36,15 @@ using LossFn = std::function<torch::Tensor(ResNet18& model, const torch::Tensor&
 
 torch::Tensor cross_entropy_loss(ResNet18& model, const torch::Tensor& x,
                                  const torch::Tensor& y);
+
+// The learning rate of step `step` of `steps` under FineTuneOptions::cosine:
+// lr * (1 + cos(pi * step / steps)) / 2, lr at step 0, towards 0 at the end.
+double cosine_lr(double lr, int64_t step, int64_t steps);
+
+// Knowledge distillation (Hinton et al. 2015): T^2 KL(softmax(teacher(x)/T)
+// || softmax(logits/T)), batch mean; the teacher runs in eval mode, no grad.
+torch::Tensor distillation_loss(const torch::Tensor& logits, ResNet18& teacher,
+                                const torch::Tensor& x, double temperature);
 
 // SGD over `data` for opts.epochs epochs (train mode), minimising `loss`;
 // `after_step` (may be empty) runs after each step. Ends in eval mode.

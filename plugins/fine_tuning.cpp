@@ -8,6 +8,7 @@ Result<FineTuningOptions> FineTuningOptions::from(const Options& options) {
   o.tune.epochs = r.get("epochs", o.tune.epochs, 0, 10000);
   o.tune.lr = r.get("lr", o.tune.lr, 0.0, 10.0);
   o.tune.batch_size = r.get("batch_size", static_cast<int>(o.tune.batch_size), 1, 65536);
+  o.tune.cosine = r.get("cosine", o.tune.cosine ? 1 : 0, 0, 1) == 1;
   o.holdout = r.get("holdout", o.holdout, 0.0, 0.9);
   FEDVAR_RETURN_IF_ERROR(r.finish());
   return o;

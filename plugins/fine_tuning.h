@@ -9,7 +9,14 @@
 namespace fedvar::plugins {
 
 struct FineTuningOptions {
-  FineTuneOptions tune{/*epochs=*/15};  // = VarDefense's default total epochs
+  // 15 epochs = VarDefense's default total; lr annealed like VarDefense's
+  // final epochs, so that both recover clean ACC on the same footing.
+  FineTuneOptions tune = [] {
+    FineTuneOptions t;
+    t.epochs = 15;
+    t.cosine = true;
+    return t;
+  }();
   double holdout = 0.1;
   static Result<FineTuningOptions> from(const Options& options);
 };

@@ -14,6 +14,11 @@
 namespace fedvar::plugins {
 namespace {
 
+// Auto-alpha's range: at alpha 10 the L1 shrinks weights by lr/10 a step and
+// leaves little of the purified layers; from 1e5 on Eq. 1 is plain CE.
+constexpr double kAutoAlphaFirst = 10;
+constexpr double kAutoAlphaLast = 1e5;
+
 void say(const DefenseContext& ctx, const std::string& line) {
   if (ctx.progress) ctx.progress(line);
 }
@@ -64,9 +69,15 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
   const auto indices = purified_layer_indices(model, o.layers);
   auto convs = model->conv_layers();
   ChannelMask mask;
+  ResNet18 teacher = o.distill > 0 ? clone_model(model) : ResNet18{nullptr};
   const LossFn loss = [&](ResNet18& m, const torch::Tensor& x, const torch::Tensor& y) {
-    auto total = alpha * cross_entropy_loss(m, x, y);
-    for (size_t i : indices) total = total + convs[i].conv->weight.abs().mean();
+    auto logits = m->forward(x);
+    auto total = torch::nn::functional::cross_entropy(logits, y);
+    if (teacher) {
+      total = (1 - o.distill) * total +
+              o.distill * distillation_loss(logits, teacher, x, o.temperature);
+    }
+    for (size_t i : indices) total = total + convs[i].conv->weight.abs().sum() / alpha;
     return total;
   };
   FineTuneOptions ft{o.step_epochs, o.lr, 0.9, 5e-4, o.batch_size, ctx.seed};
@@ -96,6 +107,7 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
     steps.push_back(step);
   }
   ft.epochs = o.final_epochs;
+  ft.cosine = o.cosine;
   auto t0 = Clock::now();
   FEDVAR_RETURN_IF_ERROR(fine_tune(model, tune, ctx, ft, loss, [&] { mask.apply(); }));
   tune_s += seconds_since(t0);
@@ -112,7 +124,7 @@ Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   VarDefenseOptions o;
   OptionReader r("vardefense", options);
   o.layers = r.get("layers", o.layers, 1, 8);
-  o.alpha = r.get("alpha", o.alpha, 0.0, 1e9);
+  o.alpha = r.get("alpha", o.alpha, 1e-9, 1e12);
   o.momentum = r.get("momentum", o.momentum, 0.0, 0.999999);
   o.start = r.get("start", o.start, 0.0, 1e6);
   o.max = r.get("max", o.max, 0.0, 1e6);
@@ -122,6 +134,9 @@ Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   o.max_fraction = r.get("max_fraction", o.max_fraction, 0.0, 1.0);
   o.lr = r.get("lr", o.lr, 0.0, 10.0);
   o.batch_size = r.get("batch_size", static_cast<int>(o.batch_size), 1, 65536);
+  o.cosine = r.get("cosine", o.cosine ? 1 : 0, 0, 1) == 1;
+  o.distill = r.get("distill", o.distill, 0.0, 1.0);
+  o.temperature = r.get("temperature", o.temperature, 0.01, 100.0);
   o.holdout = r.get("holdout", o.holdout, 0.0, 0.9);
   o.threshold = r.get("quantile", o.threshold == ThresholdMode::kQuantile ? 1 : 0, 0, 1)
                     ? ThresholdMode::kQuantile
@@ -157,7 +172,8 @@ Result<nlohmann::json> VarDefense::apply(ResNet18& model, const DefenseContext& 
     // Auto-alpha: the smallest alpha (strongest purification) within budget.
     nlohmann::json trials = nlohmann::json::array();
     ResNet18 chosen{nullptr};
-    for (double alpha = 1e-4; alpha <= 1e5 * 1.001; alpha *= 10) {
+    for (double alpha = kAutoAlphaFirst; alpha <= kAutoAlphaLast * 1.001;
+         alpha *= std::sqrt(10.0)) {
       auto trial = clone_model(model);
       FEDVAR_ASSIGN_OR_RETURN(report, purify(trial, split.tune, ctx, options_, alpha));
       const double acc = clean_accuracy(trial, split.holdout, ctx);

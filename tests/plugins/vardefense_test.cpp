@@ -69,6 +69,60 @@ TEST(VarDefense, OptionsAreValidatedByName) {
   for (const auto& name : defense_names()) EXPECT_TRUE(make_defense(name).ok()) << name;
 }
 
+DefenseContext random_context(int64_t images) {
+  DefenseContext ctx;
+  ctx.clean = Dataset{torch::randint(0, 255, {images, 1, 28, 28}).to(torch::kUInt8),
+                      torch::randint(0, 10, {images}, torch::kLong)};
+  ctx.normalization = {{0.3}, {0.35}};
+  return ctx;
+}
+
+// Auto-alpha tries alpha from 10 upward (x sqrt 10) and stops at the first
+// within budget: a budget of 100 points is met by the first trial; a zero
+// budget against a holdout ACC of 100 % before is met only by a trial that
+// keeps every holdout image right, else the search runs up to 1e5.
+TEST(VarDefense, AutoAlphaStopsAtTheFirstAlphaWithinBudget) {
+  torch::manual_seed(0);
+  ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
+  auto ctx = random_context(40);
+  const std::string fast =
+      "layers=1,steps=1,step_epochs=0,final_epochs=1,batch_size=16,holdout=0.25,";
+  auto generous = make_defense("vardefense:" + fast + "acc_budget=100");
+  ASSERT_TRUE(generous.ok());
+  auto report = (*generous)->apply(model, ctx);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  ASSERT_EQ((*report)["alpha_trials"].size(), 1u);
+  EXPECT_DOUBLE_EQ((*report)["alpha"].get<double>(), 10.0);
+  EXPECT_TRUE((*report)["budget_met"].get<bool>());
+
+  // Labels = what the model predicts, so the holdout ACC before is 100 %
+  // and a zero budget fails unless the purified model is still perfect.
+  {
+    torch::NoGradGuard no_grad;
+    model->eval();
+    auto x = normalize(to_unit_float(ctx.clean.images, torch::kCPU), ctx.normalization);
+    ctx.clean.labels = model->forward(x).argmax(1);
+  }
+  auto strict = make_defense("vardefense:" + fast + "acc_budget=0");
+  ASSERT_TRUE(strict.ok());
+  report = (*strict)->apply(model, ctx);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  const auto& trials = (*report)["alpha_trials"];
+  ASSERT_GE(trials.size(), 2u);
+  for (size_t i = 1; i < trials.size(); ++i) {
+    EXPECT_NEAR(trials[i]["alpha"].get<double>() / trials[i - 1]["alpha"].get<double>(),
+                std::sqrt(10.0), 1e-9);
+  }
+  // It stopped at the first trial within budget, or ran to the last.
+  const auto& last = trials.back();
+  const bool met = (*report)["budget_met"].get<bool>();
+  EXPECT_EQ(met, last["holdout_acc"].get<double>() >= 100.0);
+  if (!met) {
+    EXPECT_NEAR(last["alpha"].get<double>(), 1e5, 1.0);
+  }
+  EXPECT_DOUBLE_EQ((*report)["alpha"].get<double>(), last["alpha"].get<double>());
+}
+
 // Full width so that torchvision's resnet18 takes the file as it is.
 TEST(VarDefense, PurifiedChannelsStayZeroAndFileLoadsStrictInTorchvision) {
   torch::manual_seed(0);

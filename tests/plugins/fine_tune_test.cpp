@@ -1,0 +1,63 @@
+#include "plugins/fine_tune.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "core/model_io.h"
+
+namespace fedvar::plugins {
+namespace {
+
+TEST(FineTune, CosineLrFallsFromLrToZero) {
+  EXPECT_DOUBLE_EQ(cosine_lr(0.02, 0, 100), 0.02);
+  EXPECT_NEAR(cosine_lr(0.02, 50, 100), 0.01, 1e-12);
+  EXPECT_NEAR(cosine_lr(0.02, 99, 100), 0.02 * 0.5 * (1 + std::cos(M_PI * 0.99)), 1e-12);
+  EXPECT_LT(cosine_lr(0.02, 99, 100), 1e-4);
+  for (int s = 1; s < 100; ++s) EXPECT_LT(cosine_lr(1, s, 100), cosine_lr(1, s - 1, 100));
+}
+
+double distance(ResNet18& a, ResNet18& b) {
+  double d = 0;
+  auto pa = a->parameters(), pb = b->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) d += (pa[i] - pb[i]).pow(2).sum().item<double>();
+  return std::sqrt(d);
+}
+
+// The annealed run takes the same steps at lower rates, so its weights move
+// less from where they started than a constant-lr run's.
+TEST(FineTune, CosineScheduleMovesTheWeightsLessThanConstantLr) {
+  torch::manual_seed(0);
+  ResNet18 start(ResNetOptions{1, 10, Stem::kCifar, 4});
+  DefenseContext ctx;
+  ctx.clean = Dataset{torch::randint(0, 255, {64, 1, 28, 28}).to(torch::kUInt8),
+                      torch::randint(0, 10, {64}, torch::kLong)};
+  ctx.normalization = {{0.3}, {0.35}};
+  FineTuneOptions opts;
+  opts.epochs = 3;
+  opts.batch_size = 16;
+  opts.lr = 0.05;
+  auto constant = clone_model(start), annealed = clone_model(start);
+  ASSERT_TRUE(fine_tune(constant, ctx.clean, ctx, opts, cross_entropy_loss).ok());
+  opts.cosine = true;
+  ASSERT_TRUE(fine_tune(annealed, ctx.clean, ctx, opts, cross_entropy_loss).ok());
+  const double moved_constant = distance(constant, start);
+  const double moved_annealed = distance(annealed, start);
+  EXPECT_GT(moved_annealed, 0);
+  EXPECT_LT(moved_annealed, moved_constant);
+}
+
+TEST(FineTune, DistillationLossIsZeroAgainstItselfAndPositiveAgainstAnother) {
+  torch::manual_seed(0);
+  ResNet18 teacher(ResNetOptions{1, 10, Stem::kCifar, 4});
+  ResNet18 other(ResNetOptions{1, 10, Stem::kCifar, 4});
+  teacher->eval();
+  other->eval();
+  auto x = torch::randn({8, 1, 28, 28});
+  torch::NoGradGuard no_grad;
+  EXPECT_NEAR(distillation_loss(teacher->forward(x), teacher, x, 2.0).item<double>(), 0,
+              1e-6);
+  EXPECT_GT(distillation_loss(other->forward(x), teacher, x, 2.0).item<double>(), 1e-4);
+}
+
+}  // namespace
+}  // namespace fedvar::plugins
