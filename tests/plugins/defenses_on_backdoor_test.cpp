@@ -2,6 +2,7 @@
 // ResNet18, 4000 Fashion-MNIST images, 5x5 checkerboard at random positions)
 // purified with 1000 clean images that neither the attacker's set nor the
 // test set contains. One test, so the fixture is trained once (~40 s).
+// VarDefense and fine-tuning run with two seeds each (~90 s in all).
 #include <gtest/gtest.h>
 
 #include <map>
@@ -24,25 +25,31 @@ TEST(Defenses, EachRunsOnTheFixtureAndVarDefenseRemovesTheBackdoor) {
   DefenseContext ctx;
   ctx.clean = load_dataset(FEDVAR_FASHION_MNIST, "train")->slice(59000, 60000);
   ctx.normalization = f.normalization;
+  // ASR after each defense, averaged over two defense seeds (split, shuffling):
+  // one run's ASR after fine-tuning varies by tens of points with the seed.
   std::map<std::string, double> asr_after;
-  for (const auto& name : defense_names()) {
-    auto model = clone_model(f.model);
-    auto defense = make_defense(name);
-    ASSERT_TRUE(defense.ok());
-    auto report = (*defense)->apply(model, ctx);
-    ASSERT_TRUE(report.ok()) << name << ": " << report.status().message();
-    EXPECT_EQ((*report)["defense"], name);
-    EXPECT_EQ((*report)["holdout_images"], 100);
-    EXPECT_TRUE((*report)["seconds"].contains("total"));
-    const double acc = accuracy_percent(model, f.test, eval);
-    const double asr = attack_success_percent(model, f.test, f.trigger, f.target, eval);
-    std::cerr << name << ": ACC " << acc0 << " -> " << acc << ", ASR " << asr0 << " -> "
-              << asr << "\n";
-    asr_after[name] = asr;
-    if (name == "vardefense") {
-      EXPECT_GT((*report)["pruned_total"].get<int>(), 0);
-      EXPECT_LT(asr, asr0 / 2);
-      EXPECT_GT(acc, acc0 - 5.0);
+  for (uint64_t seed : {0, 1}) {
+    ctx.seed = seed;
+    for (const auto& name : defense_names()) {
+      if (seed > 0 && name != "vardefense" && name != "fine-tuning") continue;
+      auto model = clone_model(f.model);
+      auto defense = make_defense(name);
+      ASSERT_TRUE(defense.ok());
+      auto report = (*defense)->apply(model, ctx);
+      ASSERT_TRUE(report.ok()) << name << ": " << report.status().message();
+      EXPECT_EQ((*report)["defense"], name);
+      EXPECT_EQ((*report)["holdout_images"], 100);
+      EXPECT_TRUE((*report)["seconds"].contains("total"));
+      const double acc = accuracy_percent(model, f.test, eval);
+      const double asr = attack_success_percent(model, f.test, f.trigger, f.target, eval);
+      std::cerr << name << " (seed " << seed << "): ACC " << acc0 << " -> " << acc
+                << ", ASR " << asr0 << " -> " << asr << "\n";
+      asr_after[name] += asr / (name == "vardefense" || name == "fine-tuning" ? 2 : 1);
+      if (name == "vardefense") {
+        EXPECT_GT((*report)["pruned_total"].get<int>(), 0);
+        EXPECT_LT(asr, asr0 / 2);
+        EXPECT_GT(acc, acc0 - 5.0);
+      }
     }
   }
   // The product's claim: better than plain fine-tuning on the same data.
