@@ -3,33 +3,6 @@
 #include <ATen/ATen.h>
 
 namespace fedvar::aggregator {
-namespace {
-
-// Ok iff `update` has exactly the reference's names, dtypes and shapes.
-Status check_same_layout(const StateDict& update, const StateDict& reference) {
-  for (const auto& [name, ref] : reference) {
-    const auto it = update.find(name);
-    if (it == update.end()) return Status::InvalidArgument("update lacks '" + name + "'");
-    const torch::Tensor& t = it->second;
-    if (!t.defined() || t.scalar_type() != ref.scalar_type()) {
-      return Status::InvalidArgument("update's '" + name + "' has the wrong dtype");
-    }
-    if (t.sizes() != ref.sizes()) {
-      return Status::InvalidArgument("update's '" + name + "' has the wrong shape");
-    }
-  }
-  if (update.size() != reference.size()) {
-    for (const auto& [name, t] : update) {
-      if (reference.count(name) == 0) {
-        return Status::InvalidArgument("update has unexpected '" + name + "'");
-      }
-    }
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
 FedAvg::FedAvg(const StateDict& reference) : reference_(reference) {
   for (const auto& [name, t] : reference_) {
     sums_[name] = torch::zeros(t.sizes(), torch::dtype(torch::kFloat64));

@@ -10,11 +10,10 @@
 #include <map>
 #include <string>
 
+#include "core/state_dict.h"
 #include "core/status.h"
 
 namespace fedvar::aggregator {
-
-using StateDict = std::map<std::string, torch::Tensor>;
 
 class FedAvg {
  public:

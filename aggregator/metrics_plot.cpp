@@ -100,6 +100,10 @@ Result<ParsedLine> parse_line(const std::string& line) {
 
 Result<RunSeries> read_metrics(const std::string& path) {
   FEDVAR_ASSIGN_OR_RETURN(const std::string text, read_file(path));
+  return parse_metrics(text, path);
+}
+
+Result<RunSeries> parse_metrics(const std::string& text, const std::string& path) {
   std::map<int64_t, RoundPoint> rounds;  // a resumed run rewrites its rounds
   std::optional<std::string> label;
   std::istringstream in(text);

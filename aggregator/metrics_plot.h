@@ -35,6 +35,10 @@ struct RunSeries {
 // kInvalidArgument "PATH:LINE: ..." for a bad line, or if there are no rounds.
 Result<RunSeries> read_metrics(const std::string& path);
 
+// The same from the file's text (`path` names it in messages and gives the
+// default label), for a caller that has read the file already.
+Result<RunSeries> parse_metrics(const std::string& text, const std::string& path);
+
 // How render_svg draws.
 struct PlotOptions {
   // Text at the top of the picture.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/round_schedule.h"
+#include "core/state_dict.h"
 #include "core/status.h"
 #include "core/trigger.h"
 
@@ -25,10 +26,8 @@ struct Attack {
   double scale = 1.0;
 };
 
-using StateDict = std::map<std::string, torch::Tensor>;
-
 // global + scale * (local - global) for every floating tensor; integer
-// buffers stay local's. kInvalidArgument when names or shapes differ.
+// buffers stay local's. kInvalidArgument when names, dtypes or shapes differ.
 Result<StateDict> scale_update(const StateDict& local, const StateDict& global,
                                double scale);
 

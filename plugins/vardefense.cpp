@@ -24,7 +24,7 @@ void say(const DefenseContext& ctx, const std::string& line) {
 }
 
 // Channels of one layer to purify at threshold tau, lowest variance first,
-// within the cap. kMean: variance < tau x the mean variance of the channels
+// within the cap (zero-variance channels always). kMean: variance < tau x the mean variance of the channels
 // still alive. kQuantile: variance below the tau-quantile of the layer, the
 // purified channels counting as 0 (so tau is the share purified after it).
 std::vector<int64_t> select_channels(const torch::Tensor& variance, const ConvBn& layer,
@@ -50,9 +50,12 @@ std::vector<int64_t> select_channels(const torch::Tensor& variance, const ConvBn
     const auto k = static_cast<int64_t>(std::floor(tau * channels));
     threshold = k >= channels ? std::numeric_limits<double>::infinity() : all[k];
   }
+  // A channel with zero variance is dead on clean data (a constant output,
+  // e.g. one purified in an earlier federated round and not revived): it is
+  // taken at any tau > 0, so that ties at 0 do not hide the quantile.
   std::vector<int64_t> chosen;
   for (int64_t c : alive) {
-    if (var[c] < threshold) chosen.push_back(c);
+    if (var[c] < threshold || (tau > 0 && var[c] == 0.0)) chosen.push_back(c);
   }
   std::sort(chosen.begin(), chosen.end(),
             [&](int64_t a, int64_t b) { return var[a] < var[b]; });

@@ -149,31 +149,7 @@ Result<std::vector<zmq::message_t>> encode_frames(const Message& message) {
 }
 
 Status validate_against(const TensorMap& update, const TensorMap& global) {
-  for (const auto& [name, reference] : global) {
-    const auto it = update.find(name);
-    if (it == update.end()) {
-      return Status::InvalidArgument("update is missing tensor '" + name + "'");
-    }
-    const torch::Tensor& t = it->second;
-    if (!t.defined() || t.scalar_type() != reference.scalar_type()) {
-      return Status::InvalidArgument(
-          "tensor '" + name + "' has dtype " +
-          (t.defined() ? std::string(c10::toString(t.scalar_type())) : "undefined") +
-          ", expected " + c10::toString(reference.scalar_type()));
-    }
-    if (t.sizes() != reference.sizes()) {
-      return Status::InvalidArgument("tensor '" + name + "' has shape " +
-                                     c10::str(t.sizes()) + ", expected " +
-                                     c10::str(reference.sizes()));
-    }
-  }
-  for (const auto& entry : update) {
-    if (global.count(entry.first) == 0) {
-      return Status::InvalidArgument("update has unexpected tensor '" + entry.first +
-                                     "'");
-    }
-  }
-  return Status::Ok();
+  return check_same_layout(update, global);
 }
 
 }  // namespace fedvar::protocol

@@ -14,13 +14,14 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "core/state_dict.h"
 #include "core/status.h"
 #include "protocol/version.h"
 
 namespace fedvar::protocol {
 
 // A model's state dict by (torchvision) name, as TensorFile::tensors.
-using TensorMap = std::map<std::string, torch::Tensor>;
+using TensorMap = StateDict;
 
 // client -> server: announces a client and how many training samples it holds.
 struct Join {

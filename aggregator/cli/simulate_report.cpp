@@ -16,8 +16,8 @@ std::string percent(const nlohmann::json& value) {
   return value.is_number() ? fmt::format("{:.2f}", value.get<double>()) : "-";
 }
 
-Result<std::vector<nlohmann::json>> read_lines(const std::string& path) {
-  FEDVAR_ASSIGN_OR_RETURN(std::string text, read_file(path));
+Result<std::vector<nlohmann::json>> parse_lines(const std::string& text,
+                                                const std::string& path) {
   std::vector<nlohmann::json> lines;
   std::stringstream in(text);
   std::string line;
@@ -90,9 +90,10 @@ Status report_simulation(const std::string& out, const std::vector<std::string>&
   std::vector<aggregator::RunSeries> series;
   for (const std::string& run : runs) {
     const std::string path = out + "/" + run + ".jsonl";
-    FEDVAR_ASSIGN_OR_RETURN(auto lines, read_lines(path));
+    FEDVAR_ASSIGN_OR_RETURN(const std::string text, read_file(path));
+    FEDVAR_ASSIGN_OR_RETURN(auto lines, parse_lines(text, path));
     summaries.push_back(summarize(run, lines));
-    FEDVAR_ASSIGN_OR_RETURN(auto s, aggregator::read_metrics(path));
+    FEDVAR_ASSIGN_OR_RETURN(auto s, aggregator::parse_metrics(text, path));
     series.push_back(std::move(s));
   }
   aggregator::PlotOptions plot;

@@ -123,6 +123,39 @@ TEST(VarDefense, AutoAlphaStopsAtTheFirstAlphaWithinBudget) {
   EXPECT_DOUBLE_EQ((*report)["alpha"].get<double>(), last["alpha"].get<double>());
 }
 
+// Channels already dead on clean data (constant output, as after an earlier
+// federated round's purification) are purified at the first step even when
+// they outnumber the quantile (ties at variance 0).
+TEST(VarDefense, DeadChannelsArePurifiedEvenWhenTheyOutnumberTheQuantile) {
+  torch::manual_seed(0);
+  ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
+  ConvBn target;
+  for (auto& c : model->conv_layers())
+    if (c.name == "layer4.1.conv2") target = c;
+  ASSERT_EQ(target.conv->weight.size(0), 32);
+  const std::vector<int64_t> dead = {0, 3, 5, 8, 13, 17, 21, 26, 30, 31};
+  {
+    torch::NoGradGuard no_grad;
+    for (int64_t ch : dead) {
+      target.conv->weight[ch].zero_();
+      target.bn->weight[ch].zero_();
+      target.bn->bias[ch].fill_(0.5);  // relu(0.5): constant, variance 0
+    }
+  }
+  auto ctx = random_context(40);
+  auto defense = make_defense(
+      "vardefense:layers=1,steps=1,start=0.1,max=0.1,step_epochs=0,final_epochs=0,"
+      "batch_size=16,holdout=0.25");
+  ASSERT_TRUE(defense.ok());
+  auto report = (*defense)->apply(model, ctx);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  auto pruned = (*report)["pruned"]["layer4.1.conv2"].get<std::vector<int64_t>>();
+  for (int64_t ch : dead) {
+    EXPECT_NE(std::find(pruned.begin(), pruned.end(), ch), pruned.end()) << ch;
+  }
+  EXPECT_EQ(target.bn->bias[dead[0]].item<float>(), 0.f);
+}
+
 // Full width so that torchvision's resnet18 takes the file as it is.
 TEST(VarDefense, PurifiedChannelsStayZeroAndFileLoadsStrictInTorchvision) {
   torch::manual_seed(0);

@@ -1,0 +1,22 @@
+// A model's tensors by (torchvision) name, and the one check that two of them
+// have the same layout: what FedAvg, the protocol's update validation and a
+// client's model-replacement scaling all require.
+#pragma once
+
+#include <torch/types.h>
+
+#include <map>
+#include <string>
+
+#include "core/status.h"
+
+namespace fedvar {
+
+using StateDict = std::map<std::string, torch::Tensor>;
+
+// Ok when `update` has exactly `reference`'s names, and each tensor its
+// dtype and shape; else kInvalidArgument naming the first tensor that differs
+// ("missing tensor 'x'", "unexpected tensor 'x'", "tensor 'x' has shape ...").
+Status check_same_layout(const StateDict& update, const StateDict& reference);
+
+}  // namespace fedvar
