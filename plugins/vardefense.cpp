@@ -24,9 +24,9 @@ void say(const DefenseContext& ctx, const std::string& line) {
 }
 
 // Channels of one layer to purify at threshold tau, lowest variance first,
-// within the cap (zero-variance channels always). kMean: variance < tau x the mean variance of the channels
-// still alive. kQuantile: variance below the tau-quantile of the layer, the
-// purified channels counting as 0 (so tau is the share purified after it).
+// within the cap (zero-variance channels always). kMean: variance < tau x the mean
+// variance of the channels still alive. kQuantile: variance below the tau-quantile of the
+// layer, the purified channels counting as 0 (so tau is the share purified after it).
 std::vector<int64_t> select_channels(const torch::Tensor& variance, const ConvBn& layer,
                                      const ChannelMask& mask, double tau,
                                      const VarDefenseOptions& o) {

@@ -74,9 +74,9 @@ struct VarDefenseOptions {
   double max_fraction = 0.9;  // never purify more of a layer than this
   double lr = 0.02;           // SGD (paper 4.1.5: 0.01; README: why 0.02)
   int64_t batch_size = 128;
-  bool cosine = true;         // anneal lr to 0 over the final epochs
-  double distill = 0;         // share of distillation in the CE term, [0, 1]
-  double temperature = 2;     // of the distillation
+  bool cosine = true;      // anneal lr to 0 over the final epochs
+  double distill = 0;      // share of distillation in the CE term, [0, 1]
+  double temperature = 2;  // of the distillation
   double holdout = 0.1;    // share of the clean set kept for ACC checks
   double acc_budget = -1;  // >= 0: auto-alpha within this many points
   ThresholdMode threshold = ThresholdMode::kQuantile;  // option quantile=0|1

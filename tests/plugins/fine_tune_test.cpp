@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "core/model_io.h"
+#include "tests/support/random_context.h"
 
 namespace fedvar::plugins {
 namespace {
@@ -28,10 +29,7 @@ double distance(ResNet18& a, ResNet18& b) {
 TEST(FineTune, CosineScheduleMovesTheWeightsLessThanConstantLr) {
   torch::manual_seed(0);
   ResNet18 start(ResNetOptions{1, 10, Stem::kCifar, 4});
-  DefenseContext ctx;
-  ctx.clean = Dataset{torch::randint(0, 255, {64, 1, 28, 28}).to(torch::kUInt8),
-                      torch::randint(0, 10, {64}, torch::kLong)};
-  ctx.normalization = {{0.3}, {0.35}};
+  auto ctx = testing::random_context(64);
   FineTuneOptions opts;
   opts.epochs = 3;
   opts.batch_size = 16;

@@ -7,6 +7,7 @@
 #include "core/model_io.h"
 #include "plugins/channel_stats.h"
 #include "plugins/registry.h"
+#include "tests/support/random_context.h"
 #include "tests/support/test_util.h"
 
 namespace fedvar::plugins {
@@ -69,14 +70,6 @@ TEST(VarDefense, OptionsAreValidatedByName) {
   for (const auto& name : defense_names()) EXPECT_TRUE(make_defense(name).ok()) << name;
 }
 
-DefenseContext random_context(int64_t images) {
-  DefenseContext ctx;
-  ctx.clean = Dataset{torch::randint(0, 255, {images, 1, 28, 28}).to(torch::kUInt8),
-                      torch::randint(0, 10, {images}, torch::kLong)};
-  ctx.normalization = {{0.3}, {0.35}};
-  return ctx;
-}
-
 // Auto-alpha tries alpha from 10 upward (x sqrt 10) and stops at the first
 // within budget: a budget of 100 points is met by the first trial; a zero
 // budget against a holdout ACC of 100 % before is met only by a trial that
@@ -84,7 +77,7 @@ DefenseContext random_context(int64_t images) {
 TEST(VarDefense, AutoAlphaStopsAtTheFirstAlphaWithinBudget) {
   torch::manual_seed(0);
   ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
-  auto ctx = random_context(40);
+  auto ctx = testing::random_context(40);
   const std::string fast =
       "layers=1,steps=1,step_epochs=0,final_epochs=1,batch_size=16,holdout=0.25,";
   auto generous = make_defense("vardefense:" + fast + "acc_budget=100");
@@ -142,7 +135,7 @@ TEST(VarDefense, DeadChannelsArePurifiedEvenWhenTheyOutnumberTheQuantile) {
       target.bn->bias[ch].fill_(0.5);  // relu(0.5): constant, variance 0
     }
   }
-  auto ctx = random_context(40);
+  auto ctx = testing::random_context(40);
   auto defense = make_defense(
       "vardefense:layers=1,steps=1,start=0.1,max=0.1,step_epochs=0,final_epochs=0,"
       "batch_size=16,holdout=0.25");
@@ -160,10 +153,7 @@ TEST(VarDefense, DeadChannelsArePurifiedEvenWhenTheyOutnumberTheQuantile) {
 TEST(VarDefense, PurifiedChannelsStayZeroAndFileLoadsStrictInTorchvision) {
   torch::manual_seed(0);
   ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 64});
-  DefenseContext ctx;
-  ctx.clean = Dataset{torch::randint(0, 255, {48, 1, 28, 28}).to(torch::kUInt8),
-                      torch::randint(0, 10, {48}, torch::kLong)};
-  ctx.normalization = {{0.3}, {0.35}};
+  auto ctx = testing::random_context(48);
   auto defense = make_defense(
       "vardefense:layers=1,steps=2,start=0.5,max=1,"
       "final_epochs=1,batch_size=16,holdout=0.25");
