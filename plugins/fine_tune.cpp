@@ -8,6 +8,7 @@
 #include "core/model_io.h"
 
 namespace fedvar::plugins {
+
 double cosine_lr(double lr, int64_t step, int64_t steps) {
   if (steps <= 0) return lr;
   return lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step) / steps));
