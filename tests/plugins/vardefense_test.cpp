@@ -43,6 +43,13 @@ TEST(ChannelStats, MeasureChannelsSeesTheReluOutputOfEachConv) {
   EXPECT_TRUE((stats[1] >= 0).all().item<bool>());
 }
 
+// Builds the defense `spec` names and applies it to `model`.
+Result<nlohmann::json> run_defense(const std::string& spec, ResNet18& model,
+                                   const DefenseContext& ctx) {
+  FEDVAR_ASSIGN_OR_RETURN(auto defense, make_defense(spec));
+  return defense->apply(model, ctx);
+}
+
 TEST(VarDefense, LayerSelectionTakesTheLastTwoNResidualConvs) {
   ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
   auto convs = model->conv_layers();
@@ -80,9 +87,7 @@ TEST(VarDefense, AutoAlphaStopsAtTheFirstAlphaWithinBudget) {
   auto ctx = testing::random_context(40);
   const std::string fast =
       "layers=1,steps=1,step_epochs=0,final_epochs=1,batch_size=16,holdout=0.25,";
-  auto generous = make_defense("vardefense:" + fast + "acc_budget=100");
-  ASSERT_TRUE(generous.ok());
-  auto report = (*generous)->apply(model, ctx);
+  auto report = run_defense("vardefense:" + fast + "acc_budget=100", model, ctx);
   ASSERT_TRUE(report.ok()) << report.status().message();
   ASSERT_EQ((*report)["alpha_trials"].size(), 1u);
   EXPECT_DOUBLE_EQ((*report)["alpha"].get<double>(), 10.0);
@@ -96,9 +101,7 @@ TEST(VarDefense, AutoAlphaStopsAtTheFirstAlphaWithinBudget) {
     auto x = normalize(to_unit_float(ctx.clean.images, torch::kCPU), ctx.normalization);
     ctx.clean.labels = model->forward(x).argmax(1);
   }
-  auto strict = make_defense("vardefense:" + fast + "acc_budget=0");
-  ASSERT_TRUE(strict.ok());
-  report = (*strict)->apply(model, ctx);
+  report = run_defense("vardefense:" + fast + "acc_budget=0", model, ctx);
   ASSERT_TRUE(report.ok()) << report.status().message();
   const auto& trials = (*report)["alpha_trials"];
   ASSERT_GE(trials.size(), 2u);
@@ -136,11 +139,10 @@ TEST(VarDefense, DeadChannelsArePurifiedEvenWhenTheyOutnumberTheQuantile) {
     }
   }
   auto ctx = testing::random_context(40);
-  auto defense = make_defense(
+  auto report = run_defense(
       "vardefense:layers=1,steps=1,start=0.1,max=0.1,step_epochs=0,final_epochs=0,"
-      "batch_size=16,holdout=0.25");
-  ASSERT_TRUE(defense.ok());
-  auto report = (*defense)->apply(model, ctx);
+      "batch_size=16,holdout=0.25",
+      model, ctx);
   ASSERT_TRUE(report.ok()) << report.status().message();
   auto pruned = (*report)["pruned"]["layer4.1.conv2"].get<std::vector<int64_t>>();
   for (int64_t ch : dead) {
@@ -154,11 +156,10 @@ TEST(VarDefense, PurifiedChannelsStayZeroAndFileLoadsStrictInTorchvision) {
   torch::manual_seed(0);
   ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 64});
   auto ctx = testing::random_context(48);
-  auto defense = make_defense(
+  auto report = run_defense(
       "vardefense:layers=1,steps=2,start=0.5,max=1,"
-      "final_epochs=1,batch_size=16,holdout=0.25");
-  ASSERT_TRUE(defense.ok());
-  auto report = (*defense)->apply(model, ctx);
+      "final_epochs=1,batch_size=16,holdout=0.25",
+      model, ctx);
   ASSERT_TRUE(report.ok()) << report.status().message();
   ASSERT_GT((*report)["pruned_total"].get<int>(), 0);
   // After the fine-tuning steps, every purified channel is still exactly 0.
