@@ -14,10 +14,11 @@
 namespace fedvar::plugins {
 namespace {
 
-// Auto-alpha's range: at alpha 10 the L1 shrinks weights by lr/10 a step and
-// leaves little of the purified layers; from 1e5 on Eq. 1 is plain CE.
+// Auto-alpha's range, in half decades: at alpha 10 the L1 shrinks weights by
+// lr/10 a step and leaves little of the purified layers; from 1e5 (10 x
+// sqrt(10)^8) on Eq. 1 is plain CE.
 constexpr double kAutoAlphaFirst = 10;
-constexpr double kAutoAlphaLast = 1e5;
+constexpr int kAutoAlphaSteps = 8;
 
 void say(const DefenseContext& ctx, const std::string& line) {
   if (ctx.progress) ctx.progress(line);
@@ -175,8 +176,8 @@ Result<nlohmann::json> VarDefense::apply(ResNet18& model, const DefenseContext& 
     // Auto-alpha: the smallest alpha (strongest purification) within budget.
     nlohmann::json trials = nlohmann::json::array();
     ResNet18 chosen{nullptr};
-    for (double alpha = kAutoAlphaFirst; alpha <= kAutoAlphaLast * 1.001;
-         alpha *= std::sqrt(10.0)) {
+    for (int k = 0; k <= kAutoAlphaSteps; ++k) {
+      const double alpha = kAutoAlphaFirst * std::pow(10.0, k / 2.0);
       auto trial = clone_model(model);
       FEDVAR_ASSIGN_OR_RETURN(report, purify(trial, split.tune, ctx, options_, alpha));
       const double acc = clean_accuracy(trial, split.holdout, ctx);

@@ -27,11 +27,13 @@ TEST(Defenses, EachRunsOnTheFixtureAndVarDefenseRemovesTheBackdoor) {
   ctx.normalization = f.normalization;
   // ASR after each defense, averaged over two defense seeds (split, shuffling):
   // one run's ASR after fine-tuning varies by tens of points with the seed.
+  constexpr int kSeeds = 2;
   std::map<std::string, double> asr_after;
-  for (uint64_t seed : {0, 1}) {
+  for (uint64_t seed = 0; seed < kSeeds; ++seed) {
     ctx.seed = seed;
     for (const auto& name : defense_names()) {
-      if (seed > 0 && name != "vardefense" && name != "fine-tuning") continue;
+      const bool repeated = name == "vardefense" || name == "fine-tuning";
+      if (seed > 0 && !repeated) continue;
       auto model = clone_model(f.model);
       auto defense = make_defense(name);
       ASSERT_TRUE(defense.ok());
@@ -44,7 +46,7 @@ TEST(Defenses, EachRunsOnTheFixtureAndVarDefenseRemovesTheBackdoor) {
       const double asr = attack_success_percent(model, f.test, f.trigger, f.target, eval);
       std::cerr << name << " (seed " << seed << "): ACC " << acc0 << " -> " << acc
                 << ", ASR " << asr0 << " -> " << asr << "\n";
-      asr_after[name] += asr / (name == "vardefense" || name == "fine-tuning" ? 2 : 1);
+      asr_after[name] += asr / (repeated ? kSeeds : 1);
       if (name == "vardefense") {
         EXPECT_GT((*report)["pruned_total"].get<int>(), 0);
         EXPECT_LT(asr, asr0 / 2);
