@@ -112,6 +112,7 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
   }
   ft.epochs = o.final_epochs;
   ft.cosine = o.cosine;
+  if (o.final_lr >= 0) ft.lr = o.final_lr;
   auto t0 = Clock::now();
   FEDVAR_RETURN_IF_ERROR(fine_tune(model, tune, ctx, ft, loss, [&] { mask.apply(); }));
   tune_s += seconds_since(t0);
@@ -137,6 +138,7 @@ Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   o.final_epochs = r.get("final_epochs", o.final_epochs, 0, 10000);
   o.max_fraction = r.get("max_fraction", o.max_fraction, 0.0, 1.0);
   o.lr = r.get("lr", o.lr, 0.0, 10.0);
+  o.final_lr = r.get("final_lr", o.final_lr, -1.0, 10.0);
   o.batch_size = r.get("batch_size", static_cast<int>(o.batch_size), 1, 65536);
   o.cosine = r.get("cosine", o.cosine ? 1 : 0, 0, 1) == 1;
   o.distill = r.get("distill", o.distill, 0.0, 1.0);

@@ -151,6 +151,26 @@ TEST(VarDefense, DeadChannelsArePurifiedEvenWhenTheyOutnumberTheQuantile) {
   EXPECT_EQ(target.bn->bias[dead[0]].item<float>(), 0.f);
 }
 
+// final_lr replaces lr in the final epochs only: at final_lr=0 (and no step
+// epochs) no conv weight moves; at the default (= lr) they do.
+TEST(VarDefense, FinalLrDrivesTheFinalEpochs) {
+  auto conv_weights_after = [](const std::string& final_lr) {
+    torch::manual_seed(0);
+    ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
+    auto before = model->conv_layers().front().conv->weight.clone();
+    auto ctx = testing::random_context(40);
+    auto report = run_defense(
+        "vardefense:layers=1,steps=1,step_epochs=0,final_epochs=2,batch_size=16,"
+        "holdout=0.25,lr=0.05" + final_lr,
+        model, ctx);
+    EXPECT_TRUE(report.ok()) << report.status().message();
+    return (model->conv_layers().front().conv->weight - before).abs().max().item<float>();
+  };
+  EXPECT_EQ(conv_weights_after(",final_lr=0"), 0.f);
+  EXPECT_GT(conv_weights_after(""), 1e-4f);
+  EXPECT_FALSE(make_defense("vardefense:final_lr=-2").ok());
+}
+
 // Full width so that torchvision's resnet18 takes the file as it is.
 TEST(VarDefense, PurifiedChannelsStayZeroAndFileLoadsStrictInTorchvision) {
   torch::manual_seed(0);
