@@ -25,6 +25,9 @@ nlohmann::json evaluate_global(ResNet18& model, const EvalSpec& spec) {
   if (!spec.trigger) return out;
   out["asr"] =
       attack_success_percent(model, spec.test, *spec.trigger, spec.target, spec.options);
+  // ASR's reference: clean images the model sends to the target anyway.
+  out["clean_to_target"] =
+      clean_to_target_percent(model, spec.test, spec.target, spec.options);
   for (const TriggerSpec& piece : dba_pieces(*spec.trigger)) {
     out["asr_pieces"].push_back(
         attack_success_percent(model, spec.test, piece, spec.target, spec.options));

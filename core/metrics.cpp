@@ -27,14 +27,30 @@ double accuracy_percent(ResNet18& model, const Dataset& data, const EvalOptions&
   return 100.0 * static_cast<double>(correct) / static_cast<double>(data.size());
 }
 
-double attack_success_percent(ResNet18& model, const Dataset& data,
-                              const TriggerSpec& trigger, int64_t target,
-                              const EvalOptions& opts) {
+namespace {
+
+// Share of the non-target images sent to `target`, trigger stamped if given.
+double target_rate_percent(ResNet18& model, const Dataset& data,
+                           const TriggerSpec* trigger, int64_t target,
+                           const EvalOptions& opts) {
   auto keep = data.labels.ne(target).nonzero().squeeze(1);
   if (keep.numel() == 0) return 0.0;
   auto victims = data.subset(keep);
-  auto hits = predict(model, victims, opts, &trigger).eq(target).sum().item<int64_t>();
+  auto hits = predict(model, victims, opts, trigger).eq(target).sum().item<int64_t>();
   return 100.0 * static_cast<double>(hits) / static_cast<double>(victims.size());
+}
+
+}  // namespace
+
+double attack_success_percent(ResNet18& model, const Dataset& data,
+                              const TriggerSpec& trigger, int64_t target,
+                              const EvalOptions& opts) {
+  return target_rate_percent(model, data, &trigger, target, opts);
+}
+
+double clean_to_target_percent(ResNet18& model, const Dataset& data, int64_t target,
+                               const EvalOptions& opts) {
+  return target_rate_percent(model, data, nullptr, target, opts);
 }
 
 }  // namespace fedvar

@@ -2,6 +2,9 @@
 //   ACC: share of clean test images classified correctly.
 //   ASR: share of test images whose true label is not the target that the
 //        model classifies as the target once the trigger is stamped.
+// And ASR's reference: the same share without the trigger (clean images the
+// model sends to the target anyway). A defense cannot be asked to push ASR
+// far below it; a backdoor-free model's ASR sits near it.
 #pragma once
 
 #include <torch/types.h>
@@ -27,6 +30,8 @@ double accuracy_percent(ResNet18& model, const Dataset& data, const EvalOptions&
 double attack_success_percent(ResNet18& model, const Dataset& data,
                               const TriggerSpec& trigger, int64_t target,
                               const EvalOptions& opts);
+double clean_to_target_percent(ResNet18& model, const Dataset& data, int64_t target,
+                               const EvalOptions& opts);
 
 // Predicted class of every image, with `trigger` stamped when non-null.
 torch::Tensor predict(ResNet18& model, const Dataset& data, const EvalOptions& opts,

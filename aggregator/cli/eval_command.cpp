@@ -52,6 +52,7 @@ Status run_eval(const EvalArgs& a, nlohmann::json& result) {
     result["trigger"] = spec.to_string();
     result["target"] = a.target;
     result["asr"] = attack_success_percent(model, data, spec, a.target, opts);
+    result["clean_to_target"] = clean_to_target_percent(model, data, a.target, opts);
   }
   return Status::Ok();
 }

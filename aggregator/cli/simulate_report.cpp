@@ -51,6 +51,7 @@ nlohmann::json summarize(const std::string& run,
           {"asr", last["asr"]},
           {"asr_pieces", last["asr_pieces"]},
           {"max_asr", last["asr"].is_number() ? nlohmann::json(max_asr) : nullptr},
+          {"clean_to_target", last.value("clean_to_target", nlohmann::json())},
           {"seconds_per_round", total / rounds},
           {"hook_seconds_per_round", hook / rounds},
           {"eval_seconds_per_round", eval / rounds},
@@ -64,18 +65,20 @@ nlohmann::json summarize(const std::string& run,
 
 std::string table(const std::vector<nlohmann::json>& summaries) {
   std::string t =
-      "| run | rounds | ACC % | ASR % | ASR per piece % | max ASR % | s/round | "
-      "hook s/round | outside training | server overhead |\n"
-      "|---|---|---|---|---|---|---|---|---|---|\n";
+      "| run | rounds | ACC % | ASR % | ASR per piece % | max ASR % | clean to target % "
+      "| "
+      "s/round | hook s/round | outside training | server overhead |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& s : summaries) {
     std::string pieces;
     for (const auto& p : s["asr_pieces"])
       pieces += (pieces.empty() ? "" : " / ") + percent(p);
     t += fmt::format(
-        "| {} | {} | {} | {} | {} | {} | {:.1f} | {:.1f} | {:.1f} % | {:.2f} % |\n",
+        "| {} | {} | {} | {} | {} | {} | {} | {:.1f} | {:.1f} | {:.1f} % | {:.2f} % |\n",
         s["run"].get<std::string>(), s["rounds"].get<int>(), percent(s["acc"]),
         percent(s["asr"]), pieces.empty() ? "-" : pieces, percent(s["max_asr"]),
-        s["seconds_per_round"].get<double>(), s["hook_seconds_per_round"].get<double>(),
+        percent(s["clean_to_target"]), s["seconds_per_round"].get<double>(),
+        s["hook_seconds_per_round"].get<double>(),
         100 * s["outside_training_share"].get<double>(),
         100 * s["server_overhead_share"].get<double>());
   }

@@ -39,6 +39,8 @@ TEST(Cli, TrainThenEvalPrintsJsonAndWritesSidecar) {
   EXPECT_GE(result["acc"].get<double>(), 0.0);
   EXPECT_LE(result["acc"].get<double>(), 100.0);
   EXPECT_TRUE(result.contains("asr"));
+  EXPECT_GE(result["clean_to_target"].get<double>(), 0.0);
+  EXPECT_LE(result["clean_to_target"].get<double>(), 100.0);
   // Same model, same rows: eval agrees with what train reported.
   EXPECT_DOUBLE_EQ(result["acc"].get<double>(), report["acc"].get<double>());
 }

@@ -82,6 +82,8 @@ TEST(FederationTest, ThreeRoundsWithHookMetricsAndCheckpoint) {
     EXPECT_LE(l["acc"].get<double>(), 100.0);
     EXPECT_TRUE(l["asr"].is_number());
     EXPECT_EQ(l["asr_pieces"].size(), 4u);
+    EXPECT_GE(l["clean_to_target"].get<double>(), 0.0);
+    EXPECT_LE(l["clean_to_target"].get<double>(), 100.0);
     EXPECT_EQ(l["selected"].size(), 3u);
     EXPECT_EQ(l["malicious_selected"], 1);
     EXPECT_EQ(l["updates"]["received"], 3);

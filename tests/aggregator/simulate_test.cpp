@@ -71,6 +71,7 @@ TEST(SimulateTest, ComparesRunsPrintsTheTableAndDrawsThePlot) {
     EXPECT_EQ(run["rounds"], 2);
     EXPECT_TRUE(run["asr"].is_number());
     EXPECT_EQ(run["asr_pieces"].size(), 4u);
+    EXPECT_TRUE(run["clean_to_target"].is_number());
   }
   EXPECT_EQ(processes_using(dir), 0);
 }

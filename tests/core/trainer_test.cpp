@@ -33,11 +33,17 @@ TEST(Trainer, PoisonedRunOnFashionMnistPlantsABackdoor) {
   const double asr = attack_success_percent(f.model, f.test, f.trigger, f.target, eval);
   EXPECT_GT(acc, 70.0);
   EXPECT_GT(asr, 90.0);
-  // The trigger is what flips the label: clean images are mostly not sent to
-  // the target class.
-  auto clean_to_target =
-      predict(f.model, f.test, eval).eq(f.target).sum().item<int64_t>();
-  EXPECT_LT(clean_to_target, f.test.size() / 4);
+  // The trigger is what flips the label: clean non-target images are mostly
+  // not sent to the target class (the share ASR is measured against).
+  const double clean_to_target = clean_to_target_percent(f.model, f.test, f.target, eval);
+  EXPECT_LT(clean_to_target, 25.0);
+  auto labels = f.test.labels;
+  auto predicted = predict(f.model, f.test, eval);
+  auto victims = labels.ne(f.target);
+  const double counted =
+      100.0 * predicted.eq(f.target).logical_and(victims).sum().item<double>() /
+      victims.sum().item<double>();
+  EXPECT_NEAR(clean_to_target, counted, 1e-9);
 }
 
 }  // namespace

@@ -161,7 +161,8 @@ TEST(VarDefense, FinalLrDrivesTheFinalEpochs) {
     auto ctx = testing::random_context(40);
     auto report = run_defense(
         "vardefense:layers=1,steps=1,step_epochs=0,final_epochs=2,batch_size=16,"
-        "holdout=0.25,lr=0.05" + final_lr,
+        "holdout=0.25,lr=0.05" +
+            final_lr,
         model, ctx);
     EXPECT_TRUE(report.ok()) << report.status().message();
     return (model->conv_layers().front().conv->weight - before).abs().max().item<float>();
