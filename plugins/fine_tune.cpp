@@ -75,6 +75,26 @@ Status fine_tune(ResNet18& model, const Dataset& data, const DefenseContext& ctx
   return Status::Ok();
 }
 
+void recalibrate_batchnorm(ResNet18& model, const Dataset& data,
+                           const DefenseContext& ctx, int64_t batch_size) {
+  torch::NoGradGuard no_grad;
+  auto layers = model->conv_layers();
+  std::vector<c10::optional<double>> momenta;
+  for (auto& layer : layers) {
+    momenta.push_back(layer.bn->options.momentum());
+    layer.bn->reset_running_stats();
+    layer.bn->options.momentum(c10::nullopt);  // cumulative average over the pass
+  }
+  model->train();
+  for (int64_t begin = 0; begin < data.size(); begin += batch_size) {
+    const int64_t end = std::min(begin + batch_size, data.size());
+    model->forward(normalize(to_unit_float(data.images.slice(0, begin, end), ctx.device),
+                             ctx.normalization));
+  }
+  for (size_t i = 0; i < layers.size(); ++i) layers[i].bn->options.momentum(momenta[i]);
+  model->eval();
+}
+
 Result<CleanSplit> split_clean(const Dataset& clean, double holdout_fraction,
                                uint64_t seed) {
   const auto holdout = static_cast<int64_t>(holdout_fraction * clean.size());

@@ -9,6 +9,7 @@ Result<FineTuningOptions> FineTuningOptions::from(const Options& options) {
   o.tune.lr = r.get("lr", o.tune.lr, 0.0, 10.0);
   o.tune.batch_size = r.get("batch_size", static_cast<int>(o.tune.batch_size), 1, 65536);
   o.tune.cosine = r.get("cosine", o.tune.cosine ? 1 : 0, 0, 1) == 1;
+  o.recalibrate = r.get("recalibrate", o.recalibrate ? 1 : 0, 0, 1) == 1;
   o.holdout = r.get("holdout", o.holdout, 0.0, 0.9);
   FEDVAR_RETURN_IF_ERROR(r.finish());
   return o;
@@ -21,6 +22,8 @@ Result<nlohmann::json> FineTuning::apply(ResNet18& model, const DefenseContext& 
   auto tune = options_.tune;
   tune.seed = ctx.seed;
   FEDVAR_RETURN_IF_ERROR(fine_tune(model, split.tune, ctx, tune, cross_entropy_loss));
+  if (options_.recalibrate)
+    recalibrate_batchnorm(model, split.tune, ctx, tune.batch_size);
   if (ctx.progress)
     ctx.progress("fine-tuning: " + std::to_string(tune.epochs) + " epochs");
   const double seconds = seconds_since(start);

@@ -17,6 +17,7 @@ struct FineTuningOptions {
     t.cosine = true;
     return t;
   }();
+  bool recalibrate = false;  // re-estimate BN statistics at the end (as VarDefense can)
   double holdout = 0.1;
   static Result<FineTuningOptions> from(const Options& options);
 };

@@ -92,6 +92,7 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
     const double tau =
         o.steps == 1 ? o.max : o.start + (o.max - o.start) * s / (o.steps - 1);
     auto t0 = Clock::now();
+    if (o.recalibrate) recalibrate_batchnorm(model, tune, ctx, o.batch_size);
     auto variances =
         measure_channels(model, tune, ctx.normalization, ctx.device, indices, stat);
     measure_s += seconds_since(t0);
@@ -115,6 +116,7 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
   if (o.final_lr >= 0) ft.lr = o.final_lr;
   auto t0 = Clock::now();
   FEDVAR_RETURN_IF_ERROR(fine_tune(model, tune, ctx, ft, loss, [&] { mask.apply(); }));
+  if (o.recalibrate) recalibrate_batchnorm(model, tune, ctx, o.batch_size);
   tune_s += seconds_since(t0);
   return nlohmann::json{{"alpha", alpha},
                         {"steps", steps},
@@ -139,6 +141,7 @@ Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   o.max_fraction = r.get("max_fraction", o.max_fraction, 0.0, 1.0);
   o.lr = r.get("lr", o.lr, 0.0, 10.0);
   o.final_lr = r.get("final_lr", o.final_lr, -1.0, 10.0);
+  o.recalibrate = r.get("recalibrate", o.recalibrate ? 1 : 0, 0, 1) == 1;
   o.batch_size = r.get("batch_size", static_cast<int>(o.batch_size), 1, 65536);
   o.cosine = r.get("cosine", o.cosine ? 1 : 0, 0, 1) == 1;
   o.distill = r.get("distill", o.distill, 0.0, 1.0);
