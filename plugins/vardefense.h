@@ -21,8 +21,12 @@
 //    scale-free;
 //  * dynamic incremental threshold (3.6.2): tau rises linearly from `start`
 //    (0.1) to `max` (0.3) over `steps` steps; variances are re-measured before
-//    each step and the model fine-tuned (`step_epochs`) after it, then for
-//    `final_epochs`;
+//    each step (on the network the previous steps purified), the model can be
+//    fine-tuned after each step (`step_epochs`), then for `final_epochs`.
+//    Default step_epochs = 0 since session 4: with BatchNorm re-estimated
+//    (below) we saw the fine-tuning epoch between steps revive the backdoor
+//    (36.6 -> 43.1 % after step 2 on the width-32 model) and cost ACC; the
+//    purification itself removed it only once tau reached 0.3;
 //  * loss (Eq. 1): alpha * CE + sum over purified layers of ||w||_1, which
 //    we minimise divided by alpha: CE + ||w||_1 / alpha. Same minimiser and
 //    direction; only the SGD step no longer grows with alpha (the literal
@@ -40,8 +44,20 @@
 //    weight of T^2 KL(teacher || student) at T=2, the rest CE). The teacher
 //    is the backdoored model, but on clean images its outputs carry no
 //    trigger; the purified channels stay zero whatever the loss. Off by
-//    default: it helped ACC on a good model and hurt on an under-trained one.
-//    lr 0.02 (the paper's 0.01 left ASR at 29 % on the width-16 model);
+//    default: it kept the backdoor on width-8 models and on one seed in
+//    three at width 32. lr 0.01, the paper's: with the schedule above it
+//    left ASR at the clean-to-target floor on the width-8 and width-32
+//    models (session 3's 0.02 with step epochs cost 3.6 more ACC points at
+//    width 32); `final_lr` runs the final epochs at another lr than the
+//    steps';
+//  * BatchNorm statistics (`recalibrate`): after zeroing channels or a few
+//    fine-tuning steps the running statistics still belong to the weights
+//    before, and the variance is measured in eval mode through them. With
+//    recalibrate=1 they are re-estimated on the clean set (one pass,
+//    cumulative) before each measurement and at the end. Measured (README,
+//    session 4): most of the ACC *and ASR* drop a purification step seems to
+//    cause is this miscalibration; with it re-estimated, purifying 10-25 %
+//    of each conv cost 1-2 ACC points and left the backdoor, 30 % removed it;
 //  * a channel with zero clean variance (dead: e.g. purified in an earlier
 //    federated round) is purified at the first step, whatever tau;
 //  * purified channels are zeroed (conv filter, BN weight and bias) and kept
@@ -73,13 +89,13 @@ struct VarDefenseOptions {
   double start = 0.1;         // first threshold (see ThresholdMode)
   double max = 0.3;           // last threshold
   int steps = 5;              // threshold steps from start to max
-  int step_epochs = 1;        // fine-tuning epochs after each step
+  int step_epochs = 0;        // fine-tuning epochs after each step
   int final_epochs = 10;      // fine-tuning epochs after the last step
   double max_fraction = 0.9;  // never purify more of a layer than this
-  double lr = 0.02;           // SGD (paper 4.1.5: 0.01; README: why 0.02)
+  double lr = 0.01;           // SGD (paper 4.1.5)
   double final_lr = -1;       // lr of the final epochs; < 0: the same as lr
   bool recalibrate =
-      false;  // re-estimate BN statistics before each measurement and at the end
+      true;  // BN statistics re-estimated before each measurement, at the end
   int64_t batch_size = 128;
   bool cosine = true;      // anneal lr to 0 over the final epochs
   double distill = 0;      // share of distillation in the CE term, [0, 1]
