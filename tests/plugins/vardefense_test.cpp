@@ -172,6 +172,34 @@ TEST(VarDefense, FinalLrDrivesTheFinalEpochs) {
   EXPECT_FALSE(make_defense("vardefense:final_lr=-2").ok());
 }
 
+// "vardefense-federated" is VarDefense with the federated hook's schedule
+// (an epoch after each step, lr 0.02, no BN re-estimation), options on top.
+TEST(VarDefense, FederatedPresetFineTunesBetweenSteps) {
+  auto o = VarDefenseOptions::from(parse_options("lr=0.05").value(),
+                                   VarDefenseOptions::federated());
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->step_epochs, 1);
+  EXPECT_FALSE(o->recalibrate);
+  EXPECT_DOUBLE_EQ(o->lr, 0.05);
+  const VarDefenseOptions one_shot;
+  EXPECT_EQ(one_shot.step_epochs, 0);
+  EXPECT_TRUE(one_shot.recalibrate);
+  // With no final epochs only the step epochs can move the stem's weights.
+  auto stem_moved = [](const std::string& name) {
+    torch::manual_seed(0);
+    ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
+    auto before = model->conv_layers().front().conv->weight.clone();
+    auto ctx = testing::random_context(40);
+    auto report = run_defense(
+        name + ":layers=1,steps=2,final_epochs=0,batch_size=16,holdout=0.25", model, ctx);
+    EXPECT_TRUE(report.ok()) << report.status().message();
+    return (model->conv_layers().front().conv->weight - before).abs().max().item<float>();
+  };
+  EXPECT_GT(stem_moved("vardefense-federated"), 1e-4f);
+  EXPECT_EQ(stem_moved("vardefense"), 0.f);
+  EXPECT_FALSE(make_defense("vardefense-federated:gamma=1").ok());
+}
+
 // Full width so that torchvision's resnet18 takes the file as it is.
 TEST(VarDefense, PurifiedChannelsStayZeroAndFileLoadsStrictInTorchvision) {
   torch::manual_seed(0);
