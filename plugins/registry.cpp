@@ -23,17 +23,11 @@ std::vector<std::string> defense_names() {
 Result<std::unique_ptr<Defense>> make_defense(const std::string& name,
                                               const Options& options) {
   if (name == "vardefense") return build<VarDefense, VarDefenseOptions>(options);
-  if (name == kVarDefenseFederated) {
-    FEDVAR_ASSIGN_OR_RETURN(
-        auto o, VarDefenseOptions::from(options, VarDefenseOptions::federated()));
-    return std::unique_ptr<Defense>(std::make_unique<VarDefense>(o));
-  }
   if (name == "fine-pruning") return build<FinePruning, FinePruningOptions>(options);
   if (name == "nad") return build<Nad, NadOptions>(options);
   if (name == "fine-tuning") return build<FineTuning, FineTuningOptions>(options);
   std::string known;
   for (const auto& n : defense_names()) known += (known.empty() ? "" : ", ") + n;
-  known += std::string(", ") + kVarDefenseFederated;
   return Status::InvalidArgument("unknown defense '" + name + "' (known: " + known + ")");
 }
 

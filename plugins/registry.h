@@ -11,12 +11,7 @@
 
 namespace fedvar::plugins {
 
-// The defenses (each once; what tests and benchmarks iterate over).
 std::vector<std::string> defense_names();
-
-// VarDefense with the federated hook's schedule (VarDefenseOptions::federated);
-// its options are VarDefense's. Accepted by make_defense, not in defense_names.
-inline constexpr const char* kVarDefenseFederated = "vardefense-federated";
 
 // Unknown name or bad option: kInvalidArgument naming it.
 Result<std::unique_ptr<Defense>> make_defense(const std::string& name,

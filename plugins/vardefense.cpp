@@ -127,17 +127,8 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
 
 }  // namespace
 
-VarDefenseOptions VarDefenseOptions::federated() {
+Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   VarDefenseOptions o;
-  o.lr = 0.02;
-  o.step_epochs = 1;
-  o.recalibrate = false;
-  return o;
-}
-
-Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options,
-                                                  const VarDefenseOptions& base) {
-  VarDefenseOptions o = base;
   OptionReader r("vardefense", options);
   o.layers = r.get("layers", o.layers, 1, 8);
   o.alpha = r.get("alpha", o.alpha, 1e-9, 1e12);
