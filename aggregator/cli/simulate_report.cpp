@@ -65,9 +65,8 @@ nlohmann::json summarize(const std::string& run,
 
 std::string table(const std::vector<nlohmann::json>& summaries) {
   std::string t =
-      "| run | rounds | ACC % | ASR % | ASR per piece % | max ASR % | clean to target % "
-      "| "
-      "s/round | hook s/round | outside training | server overhead |\n"
+      "| run | rounds | ACC % | ASR % | ASR per piece % | max ASR % | clean to target % |"
+      " s/round | hook s/round | outside training | server overhead |\n"
       "|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& s : summaries) {
     std::string pieces;
