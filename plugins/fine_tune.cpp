@@ -95,6 +95,24 @@ void recalibrate_batchnorm(ResNet18& model, const Dataset& data,
   model->eval();
 }
 
+BatchNormStats batchnorm_stats(ResNet18& model) {
+  BatchNormStats stats;
+  for (auto& layer : model->conv_layers()) {
+    stats.mean.push_back(layer.bn->running_mean.clone());
+    stats.var.push_back(layer.bn->running_var.clone());
+  }
+  return stats;
+}
+
+void set_batchnorm_stats(ResNet18& model, const BatchNormStats& stats) {
+  torch::NoGradGuard no_grad;
+  auto layers = model->conv_layers();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    layers[i].bn->running_mean.copy_(stats.mean[i]);
+    layers[i].bn->running_var.copy_(stats.var[i]);
+  }
+}
+
 Result<CleanSplit> split_clean(const Dataset& clean, double holdout_fraction,
                                uint64_t seed) {
   const auto holdout = static_cast<int64_t>(holdout_fraction * clean.size());

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/dataset.h"
 #include "core/normalization.h"
@@ -60,6 +61,19 @@ Status fine_tune(ResNet18& model, const Dataset& data, const DefenseContext& ctx
 // evaluation and VarDefense's variance measurement. Ends in eval mode.
 void recalibrate_batchnorm(ResNet18& model, const Dataset& data,
                            const DefenseContext& ctx, int64_t batch_size);
+
+// The running mean and variance of every BatchNorm, in conv_layers() order
+// (copies). VarDefense measures variance through the statistics the model
+// came with: those were estimated on the training data, trigger included,
+// so a channel that only the trigger drives is normalized by a spread it
+// never reaches on clean data and shows a low variance. Statistics
+// re-estimated on the clean set (recalibrate_batchnorm, or fine-tuning in
+// train mode) normalize it by its clean spread and hide it (README).
+struct BatchNormStats {
+  std::vector<torch::Tensor> mean, var;
+};
+BatchNormStats batchnorm_stats(ResNet18& model);
+void set_batchnorm_stats(ResNet18& model, const BatchNormStats& stats);
 
 // The defender's clean set cut in two: `tune` for the defense, `holdout` to
 // measure clean ACC before/after (never trained on). Deterministic by seed.

@@ -86,6 +86,7 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
   };
   FineTuneOptions ft{o.step_epochs, o.lr, 0.9, 5e-4, o.batch_size, ctx.seed};
   StatOptions stat{ChannelStat::kVariance, o.momentum, o.batch_size};
+  const BatchNormStats original = batchnorm_stats(model);
   nlohmann::json steps = nlohmann::json::array();
   double measure_s = 0, tune_s = 0;
   for (int s = 0; s < o.steps; ++s) {
@@ -93,8 +94,11 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
         o.steps == 1 ? o.max : o.start + (o.max - o.start) * s / (o.steps - 1);
     auto t0 = Clock::now();
     if (o.recalibrate) recalibrate_batchnorm(model, tune, ctx, o.batch_size);
+    const BatchNormStats current = batchnorm_stats(model);
+    if (o.original_bn) set_batchnorm_stats(model, original);
     auto variances =
         measure_channels(model, tune, ctx.normalization, ctx.device, indices, stat);
+    set_batchnorm_stats(model, current);
     measure_s += seconds_since(t0);
     nlohmann::json step = {{"step", s + 1}, {"tau", tau}};
     for (size_t k = 0; k < indices.size(); ++k) {
@@ -142,6 +146,7 @@ Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   o.lr = r.get("lr", o.lr, 0.0, 10.0);
   o.final_lr = r.get("final_lr", o.final_lr, -1.0, 10.0);
   o.recalibrate = r.get("recalibrate", o.recalibrate ? 1 : 0, 0, 1) == 1;
+  o.original_bn = r.get("original_bn", o.original_bn ? 1 : 0, 0, 1) == 1;
   o.batch_size = r.get("batch_size", static_cast<int>(o.batch_size), 1, 65536);
   o.cosine = r.get("cosine", o.cosine ? 1 : 0, 0, 1) == 1;
   o.distill = r.get("distill", o.distill, 0.0, 1.0);

@@ -95,6 +95,7 @@ struct VarDefenseOptions {
   double lr = 0.02;           // SGD (paper 4.1.5: 0.01; README: why 0.02)
   double final_lr = -1;       // lr of the final epochs; < 0: the same as lr
   bool recalibrate = false;   // re-estimate BN statistics (see above)
+  bool original_bn = false;   // measure through the BN statistics the model came with
   int64_t batch_size = 128;
   bool cosine = true;      // anneal lr to 0 over the final epochs
   double distill = 0;      // share of distillation in the CE term, [0, 1]

@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/model_io.h"
 #include "plugins/channel_stats.h"
+#include "plugins/fine_tune.h"
 #include "plugins/registry.h"
 #include "tests/support/random_context.h"
 #include "tests/support/test_util.h"
@@ -149,6 +152,37 @@ TEST(VarDefense, DeadChannelsArePurifiedEvenWhenTheyOutnumberTheQuantile) {
     EXPECT_NE(std::find(pruned.begin(), pruned.end(), ch), pruned.end()) << ch;
   }
   EXPECT_EQ(target.bn->bias[dead[0]].item<float>(), 0.f);
+}
+
+// original_bn=1 measures variance through the BatchNorm statistics the model
+// came with, even when recalibrate=1 re-estimates them on the clean set first.
+// Channels whose running variance is far above their clean spread (as a
+// trigger-only channel's is, when the statistics come from poisoned training)
+// look dormant through the original statistics and ordinary after the
+// re-estimation.
+TEST(VarDefense, OriginalBnMeasuresThroughTheStatisticsTheModelCameWith) {
+  auto purified = [](bool original_bn) {
+    torch::manual_seed(0);
+    ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
+    auto ctx = testing::random_context(40);
+    recalibrate_batchnorm(model, ctx.clean, ctx, 16);
+    for (auto& c : model->conv_layers()) {
+      if (c.name != "layer4.1.conv2") continue;
+      torch::NoGradGuard no_grad;
+      for (int64_t ch : {1, 2, 3}) c.bn->running_var[ch].mul_(1e4);
+    }
+    auto report = run_defense(
+        "vardefense:layers=1,steps=1,start=0.1,max=0.1,step_epochs=0,final_epochs=0,"
+        "batch_size=16,holdout=0.25,recalibrate=1,original_bn=" +
+            std::to_string(original_bn ? 1 : 0),
+        model, ctx);
+    EXPECT_TRUE(report.ok()) << report.status().message();
+    auto pruned = (*report)["pruned"]["layer4.1.conv2"].get<std::vector<int64_t>>();
+    std::sort(pruned.begin(), pruned.end());
+    return pruned;
+  };
+  EXPECT_EQ(purified(true), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_NE(purified(false), (std::vector<int64_t>{1, 2, 3}));
 }
 
 // How far a defense run moves the stem conv's weights (largest change) on a
