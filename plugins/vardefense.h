@@ -58,6 +58,20 @@
 //    (one pass, cumulative) before each measurement and at the end. Most of
 //    the ACC *and ASR* drop a purification step seems to cause is this
 //    miscalibration (README, session 4);
+//  * which BatchNorm statistics the variance is measured through
+//    (`original_bn`, session 5): a channel only the trigger drives was
+//    normalized, in training, by a spread that included the poisoned
+//    images; on clean data it barely moves, so through the model's own
+//    running statistics its relu(bn(conv)) has a low variance, which is what
+//    VarDefense looks for. Statistics re-estimated on the clean set
+//    (recalibrate=1, or the fine-tuning epochs between steps, which run BN
+//    in train mode) divide by that small clean spread and make it look
+//    ordinary: on the width-32 model the five most trigger-lifted channels
+//    of layer4.1.conv2 rank 2, 4, 11, 3, 17 of 256 by variance through the
+//    original statistics and 232, 124, 210, 83, 244 after re-estimation
+//    (bench/channels --recalibrate). With original_bn=1 every step measures
+//    through the statistics the model came with, whatever the steps before
+//    did to the running ones;
 //  * a channel with zero clean variance (dead: e.g. purified in an earlier
 //    federated round) is purified at the first step, whatever tau;
 //  * purified channels are zeroed (conv filter, BN weight and bias) and kept
@@ -95,7 +109,7 @@ struct VarDefenseOptions {
   double lr = 0.02;           // SGD (paper 4.1.5: 0.01; README: why 0.02)
   double final_lr = -1;       // lr of the final epochs; < 0: the same as lr
   bool recalibrate = false;   // re-estimate BN statistics (see above)
-  bool original_bn = false;   // measure through the BN statistics the model came with
+  bool original_bn = true;    // measure through the BN statistics the model came with
   int64_t batch_size = 128;
   bool cosine = true;      // anneal lr to 0 over the final epochs
   double distill = 0;      // share of distillation in the CE term, [0, 1]

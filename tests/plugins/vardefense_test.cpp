@@ -215,6 +215,7 @@ TEST(VarDefense, StepEpochsFineTuneBetweenSteps) {
   const VarDefenseOptions defaults;
   EXPECT_EQ(defaults.step_epochs, 1);
   EXPECT_FALSE(defaults.recalibrate);
+  EXPECT_TRUE(defaults.original_bn);
   // With no final epochs only the step epochs can move the stem's weights.
   const std::string spec =
       "vardefense:layers=1,steps=2,final_epochs=0,batch_size=16,holdout=0.25";
