@@ -86,7 +86,19 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
   };
   FineTuneOptions ft{o.step_epochs, o.lr, 0.9, 5e-4, o.batch_size, ctx.seed};
   StatOptions stat{ChannelStat::kVariance, o.momentum, o.batch_size};
+  // The statistics the model came with (original_bn; see the header).
   const BatchNormStats original = batchnorm_stats(model);
+  auto measure = [&] {
+    if (!o.original_bn) {
+      return measure_channels(model, tune, ctx.normalization, ctx.device, indices, stat);
+    }
+    const BatchNormStats current = batchnorm_stats(model);
+    set_batchnorm_stats(model, original);
+    auto variances =
+        measure_channels(model, tune, ctx.normalization, ctx.device, indices, stat);
+    set_batchnorm_stats(model, current);
+    return variances;
+  };
   nlohmann::json steps = nlohmann::json::array();
   double measure_s = 0, tune_s = 0;
   for (int s = 0; s < o.steps; ++s) {
@@ -94,11 +106,7 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
         o.steps == 1 ? o.max : o.start + (o.max - o.start) * s / (o.steps - 1);
     auto t0 = Clock::now();
     if (o.recalibrate) recalibrate_batchnorm(model, tune, ctx, o.batch_size);
-    const BatchNormStats current = batchnorm_stats(model);
-    if (o.original_bn) set_batchnorm_stats(model, original);
-    auto variances =
-        measure_channels(model, tune, ctx.normalization, ctx.device, indices, stat);
-    set_batchnorm_stats(model, current);
+    auto variances = measure();
     measure_s += seconds_since(t0);
     nlohmann::json step = {{"step", s + 1}, {"tau", tau}};
     for (size_t k = 0; k < indices.size(); ++k) {
