@@ -25,11 +25,13 @@
 //    `final_epochs`. Measured in session 4 (README): the epoch between steps
 //    revives the backdoor (36.6 -> 43.1 % after step 2, width 32) and the
 //    purification removes it only once tau reaches 0.3; for one-shot
-//    purification of a well-trained model `recalibrate=1,step_epochs=0,
-//    lr=0.01` did better on widths 16-64 (width 32: ACC 87.68 / ASR 3.39 vs
-//    84.10 / 6.50). It is not the default because it lost on the test
-//    fixture's model and as the federated hook (ASR 54.7 vs 5.6 %), where
-//    the attack goes on between hooks;
+//    purification of a well-trained model `original_bn=0,recalibrate=1,
+//    step_epochs=0,lr=0.01` did better on widths 16-64 (width 32: ACC
+//    87.68 / ASR 3.39 vs 84.10 / 6.50). It is not the default because it
+//    lost on the test fixture's model and as the federated hook (ASR 54.7
+//    vs 5.6 %), where the attack goes on between hooks; session 5 found it
+//    measured through re-estimated statistics, which hide the dormant
+//    channels (next point), so its wins came from damage and recovery;
 //  * loss (Eq. 1): alpha * CE + sum over purified layers of ||w||_1, which
 //    we minimise divided by alpha: CE + ||w||_1 / alpha. Same minimiser and
 //    direction; only the SGD step no longer grows with alpha (the literal
