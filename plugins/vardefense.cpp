@@ -212,6 +212,28 @@ Result<nlohmann::json> VarDefense::apply(ResNet18& model, const DefenseContext& 
   }
   report.update(holdout_report(name(), model, split, acc_before, ctx));
   report["layers"] = options_.layers;
+  // The schedule that ran, so that a report read later says what produced it.
+  const auto& o = options_;
+  report["options"] = {{"layers", o.layers},
+                       {"alpha", o.alpha},
+                       {"momentum", o.momentum},
+                       {"start", o.start},
+                       {"max", o.max},
+                       {"steps", o.steps},
+                       {"step_epochs", o.step_epochs},
+                       {"final_epochs", o.final_epochs},
+                       {"lr", o.lr},
+                       {"final_lr", o.final_lr},
+                       {"cosine", o.cosine},
+                       {"recalibrate", o.recalibrate},
+                       {"original_bn", o.original_bn},
+                       {"distill", o.distill},
+                       {"temperature", o.temperature},
+                       {"quantile", o.threshold == ThresholdMode::kQuantile},
+                       {"max_fraction", o.max_fraction},
+                       {"batch_size", o.batch_size},
+                       {"holdout", o.holdout},
+                       {"acc_budget", o.acc_budget}};
   report["seconds"]["total"] = seconds_since(start);
   return report;
 }

@@ -177,6 +177,10 @@ TEST(VarDefense, OriginalBnMeasuresThroughTheStatisticsTheModelCameWith) {
             std::to_string(original_bn ? 1 : 0),
         model, ctx);
     EXPECT_TRUE(report.ok()) << report.status().message();
+    // The report says which schedule ran.
+    EXPECT_EQ((*report)["options"]["original_bn"].get<bool>(), original_bn);
+    EXPECT_TRUE((*report)["options"]["recalibrate"].get<bool>());
+    EXPECT_EQ((*report)["options"]["step_epochs"].get<int>(), 0);
     auto pruned = (*report)["pruned"]["layer4.1.conv2"].get<std::vector<int64_t>>();
     std::sort(pruned.begin(), pruned.end());
     return pruned;
