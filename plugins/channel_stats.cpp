@@ -26,13 +26,27 @@ std::vector<torch::Tensor> measure_channels(ResNet18& model, const Dataset& data
   model->to(device);
   std::vector<MomentumAverage> averages(conv_indices.size(),
                                         MomentumAverage(options.momentum));
+  const auto convs = model->conv_layers();
   ConvObserver observer = [&](size_t conv, const torch::Tensor& bn_out) {
     for (size_t k = 0; k < conv_indices.size(); ++k) {
       if (conv_indices[k] != conv) continue;
-      auto act = torch::relu(bn_out);
-      averages[k].update(options.stat == ChannelStat::kVariance
-                             ? channel_variance(act)
-                             : act.mean(std::vector<int64_t>{0, 2, 3}));
+      switch (options.stat) {
+        case ChannelStat::kVariance:
+          averages[k].update(channel_variance(torch::relu(bn_out)));
+          break;
+        case ChannelStat::kMeanActivation:
+          averages[k].update(torch::relu(bn_out).mean(std::vector<int64_t>{0, 2, 3}));
+          break;
+        case ChannelStat::kStandardizedVariance: {
+          // Undo bn's affine: var(gamma * z + beta) = gamma^2 var(z). A channel
+          // with gamma 0 passes nothing on (purified): its variance is 0.
+          const auto& bn = convs[conv].bn;
+          auto gamma2 = bn->weight.detach().square();
+          auto var = channel_variance(bn_out) / gamma2.clamp_min(1e-30);
+          averages[k].update(torch::where(gamma2 > 0, var, torch::zeros_like(var)));
+          break;
+        }
+      }
     }
   };
   for (int64_t begin = 0; begin < data.size(); begin += options.batch_size) {

@@ -34,7 +34,14 @@ class MomentumAverage {
   torch::Tensor value_;
 };
 
-enum class ChannelStat { kVariance, kMeanActivation };
+enum class ChannelStat {
+  kVariance,        // of relu(bn(conv(x))): the paper's neuron output
+  kMeanActivation,  // of relu(bn(conv(x))): fine-pruning's score
+  // Of the standardized conv output (conv(x) - running_mean) / sqrt(running_var),
+  // i.e. bn's output before its affine and ReLU: the clean variance as a share
+  // of the spread BN recorded in training (VarDefense's standardize=1).
+  kStandardizedVariance,
+};
 
 struct StatOptions {
   ChannelStat stat = ChannelStat::kVariance;

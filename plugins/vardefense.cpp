@@ -85,7 +85,8 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
     return total;
   };
   FineTuneOptions ft{o.step_epochs, o.lr, 0.9, 5e-4, o.batch_size, ctx.seed};
-  StatOptions stat{ChannelStat::kVariance, o.momentum, o.batch_size};
+  StatOptions stat{o.standardize ? ChannelStat::kStandardizedVariance : ChannelStat::kVariance,
+                   o.momentum, o.batch_size};
   // The statistics the model came with (original_bn; see the header).
   const BatchNormStats original = batchnorm_stats(model);
   auto measure = [&] {
@@ -155,6 +156,7 @@ Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   o.final_lr = r.get("final_lr", o.final_lr, -1.0, 10.0);
   o.recalibrate = r.get("recalibrate", o.recalibrate ? 1 : 0, 0, 1) == 1;
   o.original_bn = r.get("original_bn", o.original_bn ? 1 : 0, 0, 1) == 1;
+  o.standardize = r.get("standardize", o.standardize ? 1 : 0, 0, 1) == 1;
   o.batch_size = r.get("batch_size", static_cast<int>(o.batch_size), 1, 65536);
   o.cosine = r.get("cosine", o.cosine ? 1 : 0, 0, 1) == 1;
   o.distill = r.get("distill", o.distill, 0.0, 1.0);
@@ -227,6 +229,7 @@ Result<nlohmann::json> VarDefense::apply(ResNet18& model, const DefenseContext& 
                        {"cosine", o.cosine},
                        {"recalibrate", o.recalibrate},
                        {"original_bn", o.original_bn},
+                       {"standardize", o.standardize},
                        {"distill", o.distill},
                        {"temperature", o.temperature},
                        {"quantile", o.threshold == ThresholdMode::kQuantile},

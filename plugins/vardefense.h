@@ -112,6 +112,7 @@ struct VarDefenseOptions {
   double final_lr = -1;       // lr of the final epochs; < 0: the same as lr
   bool recalibrate = false;   // re-estimate BN statistics (see above)
   bool original_bn = true;    // measure through the BN statistics the model came with
+  bool standardize = false;   // score the standardized conv output (see above)
   int64_t batch_size = 128;
   bool cosine = true;      // anneal lr to 0 over the final epochs
   double distill = 0;      // share of distillation in the CE term, [0, 1]
