@@ -20,11 +20,12 @@
 //    (the lowest variance was 0.47-0.63 x the mean), the quantile form is
 //    scale-free;
 //  * dynamic incremental threshold (3.6.2): tau rises linearly from `start`
-//    (0.1) to `max` (0.3) over `steps` steps; variances are re-measured before
-//    each step and the model fine-tuned (`step_epochs`) after it, then for
-//    `final_epochs`. Measured in session 4 (README): the epoch between steps
-//    revives the backdoor (36.6 -> 43.1 % after step 2, width 32) and the
-//    purification removes it only once tau reaches 0.3; for one-shot
+//    (0.1) to `max` (0.15; 0.3 before session 6's standardized score) over
+//    `steps` steps; variances are re-measured before each step and the
+//    model fine-tuned (`step_epochs`) after it, then for `final_epochs`.
+//    Measured in session 4 (README), with the output variance: the epoch
+//    between steps revives the backdoor (36.6 -> 43.1 % after step 2, width
+//    32) and the purification removes it only once tau reaches 0.3; for one-shot
 //    purification of a well-trained model `original_bn=0,recalibrate=1,
 //    step_epochs=0,lr=0.01` did better on widths 16-64 (width 32: ACC
 //    87.68 / ASR 3.39 vs 84.10 / 6.50). It is not the default because it
@@ -74,6 +75,19 @@
 //    (bench/channels --recalibrate). With original_bn=1 every step measures
 //    through the statistics the model came with, whatever the steps before
 //    did to the running ones;
+//  * which variance (`standardize`, session 6): the paper scores the
+//    neuron's output, relu(bn(conv)), whose variance also carries BN's
+//    scale gamma (a benign channel with a small gamma scores low) and the
+//    ReLU's cut. With standardize=1 the score is the clean variance of the
+//    standardized conv output, (conv - running_mean) / sqrt(running_var),
+//    i.e. BN's output before its affine: the channel's clean spread as a
+//    share of the spread BN recorded in training, poisoned images included.
+//    A channel the trigger drove had a large training spread and has a
+//    small clean one. On the width-32 and width-64 models the most
+//    trigger-lifted channel of almost every residual conv ranks 0-2 of its
+//    layer this way, against ranks scattered up to 220 by the output
+//    variance (bench/channels); so a lower max (0.15) purifies them with
+//    fewer bystanders (README, session 6);
 //  * a channel with zero clean variance (dead: e.g. purified in an earlier
 //    federated round) is purified at the first step, whatever tau;
 //  * purified channels are zeroed (conv filter, BN weight and bias) and kept
@@ -103,7 +117,7 @@ struct VarDefenseOptions {
   double alpha = 300;         // Eq. 1: loss = CE + ||w||_1 / alpha
   double momentum = 0.9;      // EMA coefficient of the variance estimate
   double start = 0.1;         // first threshold (see ThresholdMode)
-  double max = 0.3;           // last threshold
+  double max = 0.15;          // last threshold
   int steps = 5;              // threshold steps from start to max
   int step_epochs = 1;        // fine-tuning epochs after each step
   int final_epochs = 10;      // fine-tuning epochs after the last step
@@ -112,7 +126,7 @@ struct VarDefenseOptions {
   double final_lr = -1;       // lr of the final epochs; < 0: the same as lr
   bool recalibrate = false;   // re-estimate BN statistics (see above)
   bool original_bn = true;    // measure through the BN statistics the model came with
-  bool standardize = false;   // score the standardized conv output (see above)
+  bool standardize = true;    // score the standardized conv output (see above)
   int64_t batch_size = 128;
   bool cosine = true;      // anneal lr to 0 over the final epochs
   double distill = 0;      // share of distillation in the CE term, [0, 1]

@@ -224,6 +224,36 @@ TEST(VarDefense, OriginalBnMeasuresThroughTheStatisticsTheModelCameWith) {
   EXPECT_NE(purified(false), (std::vector<int64_t>{1, 2, 3}));
 }
 
+// A benign channel with a small BN scale has a small output variance: the
+// paper's score (standardize=0) purifies it, the standardized one does not.
+TEST(VarDefense, StandardizedScoreIsBlindToTheBnScale) {
+  auto purified = [](bool standardize) {
+    torch::manual_seed(0);
+    ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
+    auto ctx = testing::random_context(40);
+    recalibrate_batchnorm(model, ctx.clean, ctx, 16);
+    for (auto& c : model->conv_layers()) {
+      if (c.name != "layer4.1.conv2") continue;
+      torch::NoGradGuard no_grad;
+      for (int64_t ch : {1, 2, 3}) c.bn->weight[ch].mul_(1e-2);
+    }
+    auto report = run_defense(
+        "vardefense:layers=1,steps=1,start=0.1,max=0.1,step_epochs=0,final_epochs=0,"
+        "batch_size=16,holdout=0.25,standardize=" +
+            std::to_string(standardize ? 1 : 0),
+        model, ctx);
+    EXPECT_TRUE(report.ok()) << report.status().message();
+    EXPECT_EQ((*report)["options"]["standardize"].get<bool>(), standardize);
+    auto pruned = (*report)["pruned"]["layer4.1.conv2"].get<std::vector<int64_t>>();
+    std::sort(pruned.begin(), pruned.end());
+    return pruned;
+  };
+  EXPECT_EQ(purified(false), (std::vector<int64_t>{1, 2, 3}));
+  const auto standardized = purified(true);
+  EXPECT_EQ(standardized.size(), 3u);
+  EXPECT_NE(standardized, (std::vector<int64_t>{1, 2, 3}));
+}
+
 // How far a defense run moves the stem conv's weights (largest change) on a
 // width-4 model and random data: the stem is never purified, so this tells
 // whether any fine-tuning epoch ran at a non-zero lr.
@@ -255,6 +285,8 @@ TEST(VarDefense, StepEpochsFineTuneBetweenSteps) {
   EXPECT_EQ(defaults.step_epochs, 1);
   EXPECT_FALSE(defaults.recalibrate);
   EXPECT_TRUE(defaults.original_bn);
+  EXPECT_TRUE(defaults.standardize);
+  EXPECT_EQ(defaults.max, 0.15);
   // With no final epochs only the step epochs can move the stem's weights.
   const std::string spec =
       "vardefense:layers=1,steps=2,final_epochs=0,batch_size=16,holdout=0.25";
