@@ -85,19 +85,20 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
     return total;
   };
   FineTuneOptions ft{o.step_epochs, o.lr, 0.9, 5e-4, o.batch_size, ctx.seed};
-  StatOptions stat{o.standardize ? ChannelStat::kStandardizedVariance : ChannelStat::kVariance,
-                   o.momentum, o.batch_size};
-  // The statistics the model came with (original_bn; see the header).
-  const BatchNormStats original = batchnorm_stats(model);
+  StatOptions stat{
+      o.standardize ? ChannelStat::kStandardizedVariance : ChannelStat::kVariance,
+      o.momentum, o.batch_size};
+  // The statistics the model came with (original_bn; see the header): put in
+  // for each measurement, the running ones put back after it.
+  const BatchNormStats original =
+      o.original_bn ? batchnorm_stats(model) : BatchNormStats{};
   auto measure = [&] {
-    if (!o.original_bn) {
-      return measure_channels(model, tune, ctx.normalization, ctx.device, indices, stat);
-    }
-    const BatchNormStats current = batchnorm_stats(model);
-    set_batchnorm_stats(model, original);
+    const BatchNormStats current =
+        o.original_bn ? batchnorm_stats(model) : BatchNormStats{};
+    if (o.original_bn) set_batchnorm_stats(model, original);
     auto variances =
         measure_channels(model, tune, ctx.normalization, ctx.device, indices, stat);
-    set_batchnorm_stats(model, current);
+    if (o.original_bn) set_batchnorm_stats(model, current);
     return variances;
   };
   nlohmann::json steps = nlohmann::json::array();

@@ -74,7 +74,8 @@ TEST(ChannelStats, StandardizedVarianceIgnoresTheAffineAndDividesByRunningVarian
   ASSERT_GT(standard0[0].item<float>(), 0);
   EXPECT_NEAR(standard1[0].item<float>(), standard0[0].item<float>(),
               1e-3 * standard0[0].item<float>());
-  EXPECT_GT((output1[0] - output0[0]).abs().item<float>(), 0.1 * output0[0].item<float>());
+  EXPECT_GT((output1[0] - output0[0]).abs().item<float>(),
+            0.1 * output0[0].item<float>());
   EXPECT_NEAR(standard1[1].item<float>(), standard0[1].item<float>() / 100,
               1e-3 * standard0[1].item<float>());
   EXPECT_EQ(standard1[2].item<float>(), 0);
