@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/model_io.h"
@@ -190,6 +191,34 @@ TEST(VarDefense, DeadChannelsArePurifiedEvenWhenTheyOutnumberTheQuantile) {
   EXPECT_EQ(target.bn->bias[dead[0]].item<float>(), 0.f);
 }
 
+// One threshold step (tau 0.1: 3 of 32 channels) on layer4.1.conv2 of a
+// width-4 model after `tweak` changed that conv's BatchNorm; returns the
+// channels purified there, sorted, and the report.
+std::pair<std::vector<int64_t>, nlohmann::json> purify_last_conv(
+    const std::function<void(torch::nn::BatchNorm2d&)>& tweak,
+    const std::string& options) {
+  torch::manual_seed(0);
+  ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
+  auto ctx = testing::random_context(40);
+  recalibrate_batchnorm(model, ctx.clean, ctx, 16);
+  for (auto& c : model->conv_layers()) {
+    torch::NoGradGuard no_grad;
+    if (c.name == "layer4.1.conv2") tweak(c.bn);
+  }
+  auto report = run_defense(
+      "vardefense:layers=1,steps=1,start=0.1,max=0.1,step_epochs=0,final_epochs=0,"
+      "batch_size=16,holdout=0.25," +
+          options,
+      model, ctx);
+  EXPECT_TRUE(report.ok()) << report.status().message();
+  if (!report.ok()) return {};
+  auto pruned = (*report)["pruned"]["layer4.1.conv2"].get<std::vector<int64_t>>();
+  std::sort(pruned.begin(), pruned.end());
+  return {pruned, *report};
+}
+
+const std::vector<int64_t> kTweaked{1, 2, 3};
+
 // original_bn=1 measures variance through the BatchNorm statistics the model
 // came with, even when recalibrate=1 re-estimates them on the clean set first.
 // Channels whose running variance is far above their clean spread (as a
@@ -197,62 +226,33 @@ TEST(VarDefense, DeadChannelsArePurifiedEvenWhenTheyOutnumberTheQuantile) {
 // look dormant through the original statistics and ordinary after the
 // re-estimation.
 TEST(VarDefense, OriginalBnMeasuresThroughTheStatisticsTheModelCameWith) {
-  auto purified = [](bool original_bn) {
-    torch::manual_seed(0);
-    ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
-    auto ctx = testing::random_context(40);
-    recalibrate_batchnorm(model, ctx.clean, ctx, 16);
-    for (auto& c : model->conv_layers()) {
-      if (c.name != "layer4.1.conv2") continue;
-      torch::NoGradGuard no_grad;
-      for (int64_t ch : {1, 2, 3}) c.bn->running_var[ch].mul_(1e4);
-    }
-    auto report = run_defense(
-        "vardefense:layers=1,steps=1,start=0.1,max=0.1,step_epochs=0,final_epochs=0,"
-        "batch_size=16,holdout=0.25,recalibrate=1,original_bn=" +
-            std::to_string(original_bn ? 1 : 0),
-        model, ctx);
-    EXPECT_TRUE(report.ok()) << report.status().message();
-    // The report says which schedule ran.
-    EXPECT_EQ((*report)["options"]["original_bn"].get<bool>(), original_bn);
-    EXPECT_TRUE((*report)["options"]["recalibrate"].get<bool>());
-    EXPECT_EQ((*report)["options"]["step_epochs"].get<int>(), 0);
-    auto pruned = (*report)["pruned"]["layer4.1.conv2"].get<std::vector<int64_t>>();
-    std::sort(pruned.begin(), pruned.end());
-    return pruned;
+  auto inflate = [](torch::nn::BatchNorm2d& bn) {
+    for (int64_t ch : kTweaked) bn->running_var[ch].mul_(1e4);
   };
-  EXPECT_EQ(purified(true), (std::vector<int64_t>{1, 2, 3}));
-  EXPECT_NE(purified(false), (std::vector<int64_t>{1, 2, 3}));
+  auto [with, report] = purify_last_conv(inflate, "recalibrate=1,original_bn=1");
+  EXPECT_EQ(with, kTweaked);
+  // The report says which schedule ran.
+  EXPECT_TRUE(report["options"]["original_bn"].get<bool>());
+  EXPECT_TRUE(report["options"]["recalibrate"].get<bool>());
+  EXPECT_EQ(report["options"]["step_epochs"].get<int>(), 0);
+  auto [without, report0] = purify_last_conv(inflate, "recalibrate=1,original_bn=0");
+  EXPECT_FALSE(report0["options"]["original_bn"].get<bool>());
+  EXPECT_NE(without, kTweaked);
 }
 
 // A benign channel with a small BN scale has a small output variance: the
 // paper's score (standardize=0) purifies it, the standardized one does not.
 TEST(VarDefense, StandardizedScoreIsBlindToTheBnScale) {
-  auto purified = [](bool standardize) {
-    torch::manual_seed(0);
-    ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
-    auto ctx = testing::random_context(40);
-    recalibrate_batchnorm(model, ctx.clean, ctx, 16);
-    for (auto& c : model->conv_layers()) {
-      if (c.name != "layer4.1.conv2") continue;
-      torch::NoGradGuard no_grad;
-      for (int64_t ch : {1, 2, 3}) c.bn->weight[ch].mul_(1e-2);
-    }
-    auto report = run_defense(
-        "vardefense:layers=1,steps=1,start=0.1,max=0.1,step_epochs=0,final_epochs=0,"
-        "batch_size=16,holdout=0.25,standardize=" +
-            std::to_string(standardize ? 1 : 0),
-        model, ctx);
-    EXPECT_TRUE(report.ok()) << report.status().message();
-    EXPECT_EQ((*report)["options"]["standardize"].get<bool>(), standardize);
-    auto pruned = (*report)["pruned"]["layer4.1.conv2"].get<std::vector<int64_t>>();
-    std::sort(pruned.begin(), pruned.end());
-    return pruned;
+  auto shrink = [](torch::nn::BatchNorm2d& bn) {
+    for (int64_t ch : kTweaked) bn->weight[ch].mul_(1e-2);
   };
-  EXPECT_EQ(purified(false), (std::vector<int64_t>{1, 2, 3}));
-  const auto standardized = purified(true);
+  auto [paper, report0] = purify_last_conv(shrink, "standardize=0");
+  EXPECT_FALSE(report0["options"]["standardize"].get<bool>());
+  EXPECT_EQ(paper, kTweaked);
+  auto [standardized, report] = purify_last_conv(shrink, "standardize=1");
+  EXPECT_TRUE(report["options"]["standardize"].get<bool>());
   EXPECT_EQ(standardized.size(), 3u);
-  EXPECT_NE(standardized, (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_NE(standardized, kTweaked);
 }
 
 // How far a defense run moves the stem conv's weights (largest change) on a
