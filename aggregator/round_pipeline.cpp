@@ -55,7 +55,8 @@ Status RoundPipeline::run_hooks(const RoundOutcome& outcome, ResNet18& model) {
   for (auto& hook : hooks_) {
     spdlog::info("round {}: hook {}", round, hook->name());
     plugins::DefenseContext ctx = context_;
-    ctx.seed = context_.seed + static_cast<uint64_t>(round);
+    ctx.seed = context_.seed + static_cast<uint64_t>(round);  // fresh shuffles
+    ctx.holdout_seed = context_.split_seed();                 // one holdout
     auto report = hook->apply(model, ctx);
     if (!report.ok()) return report.status().with_context("hook " + hook->name());
     reports.push_back(report.value());

@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/dataset.h"
@@ -24,9 +25,14 @@ struct DefenseContext {
   Dataset clean;                // the defender's clean images (uint8)
   Normalization normalization;  // the model's input normalization
   torch::Device device = torch::kCPU;
-  uint64_t seed = 0;  // splits, shuffling
+  uint64_t seed = 0;  // shuffling, and the holdout split unless holdout_seed is set
   // Progress lines (purification steps, epochs); may be empty.
   std::function<void(const std::string&)> progress;
+  // The seed of the clean set's tune/holdout split. A federation sets it once
+  // for the run while `seed` changes per round, so that no round's hook
+  // trains on images another round's report holds out.
+  std::optional<uint64_t> holdout_seed;
+  uint64_t split_seed() const { return holdout_seed.value_or(seed); }
 };
 
 class Defense {

@@ -21,7 +21,8 @@ Result<FinePruningOptions> FinePruningOptions::from(const Options& options) {
 
 Result<nlohmann::json> FinePruning::apply(ResNet18& model, const DefenseContext& ctx) {
   const auto start = Clock::now();
-  FEDVAR_ASSIGN_OR_RETURN(auto split, split_clean(ctx.clean, options_.holdout, ctx.seed));
+  FEDVAR_ASSIGN_OR_RETURN(auto split,
+                          split_clean(ctx.clean, options_.holdout, ctx.split_seed()));
   const double acc_before = clean_accuracy(model, split.holdout, ctx);
   auto convs = model->conv_layers();
   const size_t last = convs.size() - 1;

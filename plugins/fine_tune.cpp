@@ -146,6 +146,7 @@ nlohmann::json holdout_report(const std::string& defense, ResNet18& model,
                               const DefenseContext& ctx) {
   return {{"defense", defense},
           {"holdout_images", split.holdout.size()},
+          {"holdout_seed", ctx.split_seed()},
           {"acc_before", acc_before},
           {"acc_after", clean_accuracy(model, split.holdout, ctx)}};
 }

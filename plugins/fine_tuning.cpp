@@ -17,7 +17,8 @@ Result<FineTuningOptions> FineTuningOptions::from(const Options& options) {
 
 Result<nlohmann::json> FineTuning::apply(ResNet18& model, const DefenseContext& ctx) {
   const auto start = Clock::now();
-  FEDVAR_ASSIGN_OR_RETURN(auto split, split_clean(ctx.clean, options_.holdout, ctx.seed));
+  FEDVAR_ASSIGN_OR_RETURN(auto split,
+                          split_clean(ctx.clean, options_.holdout, ctx.split_seed()));
   const double acc_before = clean_accuracy(model, split.holdout, ctx);
   auto tune = options_.tune;
   tune.seed = ctx.seed;

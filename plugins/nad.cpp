@@ -27,7 +27,8 @@ torch::Tensor attention_map(const torch::Tensor& features, double power) {
 
 Result<nlohmann::json> Nad::apply(ResNet18& model, const DefenseContext& ctx) {
   const auto start = Clock::now();
-  FEDVAR_ASSIGN_OR_RETURN(auto split, split_clean(ctx.clean, options_.holdout, ctx.seed));
+  FEDVAR_ASSIGN_OR_RETURN(auto split,
+                          split_clean(ctx.clean, options_.holdout, ctx.split_seed()));
   const double acc_before = clean_accuracy(model, split.holdout, ctx);
   auto teacher = clone_model(model);
   auto tune = options_.teacher;

@@ -186,7 +186,8 @@ std::vector<size_t> purified_layer_indices(ResNet18& model, int layers) {
 
 Result<nlohmann::json> VarDefense::apply(ResNet18& model, const DefenseContext& ctx) {
   const auto start = Clock::now();
-  FEDVAR_ASSIGN_OR_RETURN(auto split, split_clean(ctx.clean, options_.holdout, ctx.seed));
+  FEDVAR_ASSIGN_OR_RETURN(auto split,
+                          split_clean(ctx.clean, options_.holdout, ctx.split_seed()));
   model->to(ctx.device);
   const double acc_before = clean_accuracy(model, split.holdout, ctx);
   nlohmann::json report;

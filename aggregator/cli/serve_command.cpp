@@ -90,8 +90,11 @@ Status run_serve(ServeArgs a, nlohmann::json& result) {
         "the initial model's input channels do not match the data");
   }
 
-  plugins::DefenseContext context{clean, eval.options.normalization, device,
-                                  a.server.seed, nullptr};
+  plugins::DefenseContext context;
+  context.clean = clean;
+  context.normalization = eval.options.normalization;
+  context.device = device;
+  context.seed = a.server.seed;
   context.progress = [](const std::string& line) { spdlog::info("  {}", line); };
   aggregator::PipelineOptions pipeline_options;
   pipeline_options.run = a.run;
