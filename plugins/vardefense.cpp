@@ -66,6 +66,41 @@ std::vector<int64_t> select_channels(const torch::Tensor& variance, const ConvBn
   return chosen;
 }
 
+// Per output channel, the L2 norm of each conv's filter.
+std::vector<torch::Tensor> filter_norms(std::vector<ConvBn>& convs,
+                                        const std::vector<size_t>& indices) {
+  std::vector<torch::Tensor> norms;
+  for (size_t i : indices)
+    norms.push_back(convs[i].conv->weight.detach().flatten(1).norm(2, 1));
+  return norms;
+}
+
+// Scales each live filter back to its norm `before` and BN's running mean and
+// variance with it (by s and s^2): the same function in eval and train mode
+// (BN normalizes the scale away), but the L1 term's shrinkage, which would
+// raise the effective lr of whoever trains the model next (a federation's
+// clients), is undone. Returns the median scale applied per layer.
+nlohmann::json restore_filter_norms(std::vector<ConvBn>& convs,
+                                    const std::vector<size_t>& indices,
+                                    const std::vector<torch::Tensor>& before) {
+  torch::NoGradGuard no_grad;
+  nlohmann::json medians = nlohmann::json::object();
+  const auto after = filter_norms(convs, indices);
+  for (size_t k = 0; k < indices.size(); ++k) {
+    auto& layer = convs[indices[k]];
+    const auto live = after[k] > 0;
+    auto scale = torch::where(live, before[k] / after[k].clamp_min(1e-30),
+                              torch::ones_like(after[k]));
+    layer.conv->weight.mul_(scale.view({-1, 1, 1, 1}));
+    layer.bn->running_mean.mul_(scale);
+    layer.bn->running_var.mul_(scale.square());
+    if (live.any().item<bool>()) {
+      medians[layer.name] = scale.index({live}).median().item<double>();
+    }
+  }
+  return medians;
+}
+
 // One purification run with a given alpha, in place. Returns its report.
 Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
                               const DefenseContext& ctx, const VarDefenseOptions& o,
@@ -73,6 +108,7 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
   const auto indices = purified_layer_indices(model, o.layers);
   auto convs = model->conv_layers();
   ChannelMask mask;
+  const auto norms_before = filter_norms(convs, indices);
   ResNet18 teacher = o.distill > 0 ? clone_model(model) : ResNet18{nullptr};
   const LossFn loss = [&](ResNet18& m, const torch::Tensor& x, const torch::Tensor& y) {
     auto logits = m->forward(x);
@@ -132,8 +168,11 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
   FEDVAR_RETURN_IF_ERROR(fine_tune(model, tune, ctx, ft, loss, [&] { mask.apply(); }));
   if (o.recalibrate) recalibrate_batchnorm(model, tune, ctx, o.batch_size);
   tune_s += seconds_since(t0);
+  nlohmann::json scales;
+  if (o.restore_norms) scales = restore_filter_norms(convs, indices, norms_before);
   return nlohmann::json{{"alpha", alpha},
                         {"steps", steps},
+                        {"norm_scale", scales},
                         {"pruned", mask.to_json()},
                         {"pruned_total", mask.total()},
                         {"seconds", {{"measure", measure_s}, {"fine_tune", tune_s}}}};
@@ -158,6 +197,7 @@ Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   o.recalibrate = r.get("recalibrate", o.recalibrate ? 1 : 0, 0, 1) == 1;
   o.original_bn = r.get("original_bn", o.original_bn ? 1 : 0, 0, 1) == 1;
   o.standardize = r.get("standardize", o.standardize ? 1 : 0, 0, 1) == 1;
+  o.restore_norms = r.get("restore_norms", o.restore_norms ? 1 : 0, 0, 1) == 1;
   o.batch_size = r.get("batch_size", static_cast<int>(o.batch_size), 1, 65536);
   o.cosine = r.get("cosine", o.cosine ? 1 : 0, 0, 1) == 1;
   o.distill = r.get("distill", o.distill, 0.0, 1.0);
@@ -232,6 +272,7 @@ Result<nlohmann::json> VarDefense::apply(ResNet18& model, const DefenseContext& 
                        {"recalibrate", o.recalibrate},
                        {"original_bn", o.original_bn},
                        {"standardize", o.standardize},
+                       {"restore_norms", o.restore_norms},
                        {"distill", o.distill},
                        {"temperature", o.temperature},
                        {"quantile", o.threshold == ThresholdMode::kQuantile},

@@ -255,6 +255,47 @@ TEST(VarDefense, StandardizedScoreIsBlindToTheBnScale) {
   EXPECT_NE(standardized, kTweaked);
 }
 
+// restore_norms=1 gives every live filter of the purified layers back the
+// norm it came with (the L1 term shrank it) and changes no prediction: BN
+// divides the scale out, its running statistics scaled along.
+TEST(VarDefense, RestoreNormsKeepsFilterNormsAndPredictions) {
+  auto run = [](bool restore, ResNet18& original) {
+    torch::manual_seed(0);
+    ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
+    auto ctx = testing::random_context(40);
+    recalibrate_batchnorm(model, ctx.clean, ctx, 16);
+    original = clone_model(model);
+    auto report = run_defense(
+        "vardefense:layers=1,steps=2,final_epochs=2,batch_size=16,holdout=0.25,alpha=1,"
+        "restore_norms=" +
+            std::to_string(restore ? 1 : 0),
+        model, ctx);
+    EXPECT_TRUE(report.ok()) << report.status().message();
+    EXPECT_EQ((*report)["options"]["restore_norms"].get<bool>(), restore);
+    return model;
+  };
+  ResNet18 original{nullptr};
+  auto shrunk = run(false, original);
+  auto restored = run(true, original);
+  const auto last = original->conv_layers().size() - 1;  // layer4.1.conv2
+  auto norms = [&](ResNet18& m) {
+    return m->conv_layers()[last].conv->weight.detach().flatten(1).norm(2, 1);
+  };
+  const auto before = norms(original), small = norms(shrunk), back = norms(restored);
+  const auto live = small > 0;
+  ASSERT_GT(live.sum().item<int64_t>(), 0);
+  // Without it the strong L1 (alpha 1) shrank the filters; with it they are back.
+  EXPECT_TRUE((small.index({live}) < 0.9 * before.index({live})).all().item<bool>());
+  EXPECT_TRUE(torch::allclose(back.index({live}), before.index({live}), 1e-4, 1e-6));
+  EXPECT_TRUE((back.index({~live}) == 0).all().item<bool>());
+  torch::manual_seed(3);
+  auto x = torch::randn({8, 1, 28, 28});
+  shrunk->eval();
+  restored->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::allclose(shrunk->forward(x), restored->forward(x), 1e-3, 1e-4));
+}
+
 // How far a defense run moves the stem conv's weights (largest change) on a
 // width-4 model and random data: the stem is never purified, so this tells
 // whether any fine-tuning epoch ran at a non-zero lr.
@@ -287,6 +328,7 @@ TEST(VarDefense, StepEpochsFineTuneBetweenSteps) {
   EXPECT_FALSE(defaults.recalibrate);
   EXPECT_TRUE(defaults.original_bn);
   EXPECT_TRUE(defaults.standardize);
+  EXPECT_TRUE(defaults.restore_norms);
   EXPECT_EQ(defaults.max, 0.15);
   // With no final epochs only the step epochs can move the stem's weights.
   const std::string spec =
