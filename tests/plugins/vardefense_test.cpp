@@ -328,7 +328,7 @@ TEST(VarDefense, StepEpochsFineTuneBetweenSteps) {
   EXPECT_FALSE(defaults.recalibrate);
   EXPECT_TRUE(defaults.original_bn);
   EXPECT_TRUE(defaults.standardize);
-  EXPECT_TRUE(defaults.restore_norms);
+  EXPECT_FALSE(defaults.restore_norms);
   EXPECT_EQ(defaults.max, 0.15);
   // With no final epochs only the step epochs can move the stem's weights.
   const std::string spec =
