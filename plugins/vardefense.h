@@ -87,7 +87,9 @@
 //    trigger-lifted channel of almost every residual conv ranks 0-2 of its
 //    layer this way, against ranks scattered up to 220 by the output
 //    variance (bench/channels); so a lower max (0.15) purifies them with
-//    fewer bystanders (README, session 6);
+//    fewer bystanders (README, session 6). Not everywhere: purifying the
+//    final model of a FedAvg federation with DBA once, it did worse than the
+//    paper's score (ASR 53.6 vs 27.7 % at max 0.15, 3 seeds);
 //  * filter norms (`restore_norms`, session 6): the L1 term shrinks the
 //    purified layers' filters (median 1.2x in layer1 to 1.6x in layer4 on
 //    the width-8 federated model). A conv followed by BN computes the same
