@@ -108,7 +108,8 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
   const auto indices = purified_layer_indices(model, o.layers);
   auto convs = model->conv_layers();
   ChannelMask mask;
-  const auto norms_before = filter_norms(convs, indices);
+  const auto norms_before =
+      o.restore_norms ? filter_norms(convs, indices) : std::vector<torch::Tensor>{};
   ResNet18 teacher = o.distill > 0 ? clone_model(model) : ResNet18{nullptr};
   const LossFn loss = [&](ResNet18& m, const torch::Tensor& x, const torch::Tensor& y) {
     auto logits = m->forward(x);
