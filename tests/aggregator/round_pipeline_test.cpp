@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <set>
 
+#include "core/normalization.h"
 #include "plugins/registry.h"
 #include "tests/support/random_context.h"
 
@@ -20,7 +21,7 @@ plugins::DefenseContext half_right_context(ResNet18& model) {
   auto ctx = testing::random_context(200);
   torch::NoGradGuard no_grad;
   model->eval();
-  auto x = (ctx.clean.images.to(torch::kFloat) / 255.0 - 0.3) / 0.35;
+  auto x = normalize(to_unit_float(ctx.clean.images, torch::kCPU), ctx.normalization);
   auto predicted = model->forward(x).argmax(1);
   auto odd = torch::arange(200) % 2 == 1;
   ctx.clean.labels = torch::where(odd, (predicted + 1) % 10, predicted);
@@ -75,7 +76,8 @@ TEST(RoundPipeline, HooksHoldOutTheSameCleanImagesEveryRound) {
   options.metrics_path = (dir / "metrics.jsonl").string();
   std::vector<std::unique_ptr<plugins::Defense>> hooks;
   hooks.push_back(plugins::make_defense("fine-tuning:epochs=0").value());
-  EvalSpec eval{testing::random_context(20).clean, std::nullopt, 0, {{{0.3}, {0.35}}}};
+  EvalSpec eval{
+      testing::random_context(20).clean, std::nullopt, 0, {context.normalization}};
   RoundPipeline pipeline(options, std::move(hooks), context, eval);
   const auto acc = holdout_acc_by_round(pipeline, model, 4);
   for (double a : acc) EXPECT_EQ(a, acc.front());
