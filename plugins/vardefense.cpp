@@ -167,7 +167,9 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
   if (o.final_lr >= 0) ft.lr = o.final_lr;
   auto t0 = Clock::now();
   FEDVAR_RETURN_IF_ERROR(fine_tune(model, tune, ctx, ft, loss, [&] { mask.apply(); }));
-  if (o.recalibrate) recalibrate_batchnorm(model, tune, ctx, o.batch_size);
+  if (o.recalibrate || o.final_recalibrate) {
+    recalibrate_batchnorm(model, tune, ctx, o.batch_size);
+  }
   tune_s += seconds_since(t0);
   nlohmann::json scales;
   if (o.restore_norms) scales = restore_filter_norms(convs, indices, norms_before);
@@ -196,6 +198,8 @@ Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   o.lr = r.get("lr", o.lr, 0.0, 10.0);
   o.final_lr = r.get("final_lr", o.final_lr, -1.0, 10.0);
   o.recalibrate = r.get("recalibrate", o.recalibrate ? 1 : 0, 0, 1) == 1;
+  o.final_recalibrate =
+      r.get("final_recalibrate", o.final_recalibrate ? 1 : 0, 0, 1) == 1;
   o.original_bn = r.get("original_bn", o.original_bn ? 1 : 0, 0, 1) == 1;
   o.standardize = r.get("standardize", o.standardize ? 1 : 0, 0, 1) == 1;
   o.restore_norms = r.get("restore_norms", o.restore_norms ? 1 : 0, 0, 1) == 1;
@@ -271,6 +275,7 @@ Result<nlohmann::json> VarDefense::apply(ResNet18& model, const DefenseContext& 
                        {"final_lr", o.final_lr},
                        {"cosine", o.cosine},
                        {"recalibrate", o.recalibrate},
+                       {"final_recalibrate", o.final_recalibrate},
                        {"original_bn", o.original_bn},
                        {"standardize", o.standardize},
                        {"restore_norms", o.restore_norms},

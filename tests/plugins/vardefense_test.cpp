@@ -309,6 +309,32 @@ float stem_change(const std::string& spec) {
   return (model->conv_layers().front().conv->weight - before).abs().max().item<float>();
 }
 
+// final_recalibrate=1 leaves the BatchNorm statistics of the final weights
+// on the tuning images (the stem's running mean: the mean of its conv output
+// over them, equal batches of 10); without it they trail the training.
+TEST(VarDefense, FinalRecalibrateLeavesTheStatisticsOfTheFinalWeights) {
+  for (int flag : {0, 1}) {
+    torch::manual_seed(0);
+    ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
+    auto ctx = testing::random_context(40);
+    auto report = run_defense(
+        "vardefense:layers=1,steps=1,step_epochs=0,final_epochs=1,batch_size=10,"
+        "holdout=0.25,lr=0.05,final_recalibrate=" +
+            std::to_string(flag),
+        model, ctx);
+    ASSERT_TRUE(report.ok()) << report.status().message();
+    EXPECT_EQ((*report)["options"]["final_recalibrate"].get<bool>(), flag == 1);
+    auto split = split_clean(ctx.clean, 0.25, ctx.split_seed());
+    ASSERT_TRUE(split.ok());
+    torch::NoGradGuard no_grad;
+    auto stem = model->conv_layers().front();
+    auto x = normalize(to_unit_float(split->tune.images, torch::kCPU), ctx.normalization);
+    auto expected = stem.conv->forward(x).mean({0, 2, 3});
+    EXPECT_EQ(torch::allclose(stem.bn->running_mean, expected, 1e-4, 1e-5), flag == 1)
+        << "final_recalibrate=" << flag;
+  }
+}
+
 // final_lr replaces lr in the final epochs only: at final_lr=0 (and no step
 // epochs) no conv weight moves; at the default (= lr) they do.
 TEST(VarDefense, FinalLrDrivesTheFinalEpochs) {
@@ -329,6 +355,7 @@ TEST(VarDefense, StepEpochsFineTuneBetweenSteps) {
   EXPECT_TRUE(defaults.original_bn);
   EXPECT_TRUE(defaults.standardize);
   EXPECT_FALSE(defaults.restore_norms);
+  EXPECT_FALSE(defaults.final_recalibrate);
   EXPECT_EQ(defaults.max, 0.15);
   // With no final epochs only the step epochs can move the stem's weights.
   const std::string spec =
