@@ -72,6 +72,19 @@ int OptionReader::get(const std::string& key, int fallback, int min, int max) {
   }
 }
 
+std::string OptionReader::choice(const std::string& key, const std::string& fallback,
+                                 const std::set<std::string>& choices) {
+  const std::string* text = lookup(key);
+  if (text == nullptr) return fallback;
+  if (choices.count(*text) == 0) {
+    std::string known;
+    for (const auto& c : choices) known += (known.empty() ? "" : ", ") + c;
+    fail(key, "must be one of " + known);
+    return fallback;
+  }
+  return *text;
+}
+
 Status OptionReader::finish() const {
   if (!error_.ok()) return error_;
   for (const auto& [key, value] : options_) {

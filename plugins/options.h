@@ -24,6 +24,9 @@ class OptionReader {
 
   double get(const std::string& key, double fallback, double min, double max);
   int get(const std::string& key, int fallback, int min, int max);
+  // One of `choices` (a word, e.g. a preset's name).
+  std::string choice(const std::string& key, const std::string& fallback,
+                     const std::set<std::string>& choices);
   // First error, or an unknown key (one not read), or Ok.
   Status finish() const;
 

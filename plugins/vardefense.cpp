@@ -186,6 +186,13 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
 Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   VarDefenseOptions o;
   OptionReader r("vardefense", options);
+  o.preset = r.choice("preset", o.preset, {"none", "federated"});
+  if (o.preset == "federated") {  // the defaults the options below start from
+    o.standardize = false;
+    o.max = 0.3;
+    o.restore_norms = true;
+    o.final_epochs = 20;
+  }
   o.layers = r.get("layers", o.layers, 1, 8);
   o.alpha = r.get("alpha", o.alpha, 1e-9, 1e12);
   o.momentum = r.get("momentum", o.momentum, 0.0, 0.999999);
@@ -263,7 +270,8 @@ Result<nlohmann::json> VarDefense::apply(ResNet18& model, const DefenseContext& 
   report["layers"] = options_.layers;
   // The schedule that ran, so that a report read later says what produced it.
   const auto& o = options_;
-  report["options"] = {{"layers", o.layers},
+  report["options"] = {{"preset", o.preset},
+                       {"layers", o.layers},
                        {"alpha", o.alpha},
                        {"momentum", o.momentum},
                        {"start", o.start},

@@ -131,6 +131,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "plugins/defense.h"
 #include "plugins/options.h"
@@ -143,6 +144,10 @@ enum class ThresholdMode {
 };
 
 struct VarDefenseOptions {
+  // preset=federated: the every-round hook's recipe (standardize=0, max=0.3,
+  // restore_norms=1, final_epochs=20; README, session 7); options given
+  // with it override it. preset=none: the defaults below.
+  std::string preset = "none";
   int layers = 8;                  // n: purify the last 2n residual-path convs
   double alpha = 300;              // Eq. 1: loss = CE + ||w||_1 / alpha
   double momentum = 0.9;           // EMA coefficient of the variance estimate

@@ -10,6 +10,7 @@
 #include "core/model_io.h"
 #include "plugins/channel_stats.h"
 #include "plugins/fine_tune.h"
+#include "plugins/options.h"
 #include "plugins/registry.h"
 #include "tests/support/random_context.h"
 #include "tests/support/test_util.h"
@@ -307,6 +308,37 @@ float stem_change(const std::string& spec) {
   auto report = run_defense(spec, model, ctx);
   EXPECT_TRUE(report.ok()) << report.status().message();
   return (model->conv_layers().front().conv->weight - before).abs().max().item<float>();
+}
+
+// preset=federated starts from the every-round hook's recipe; options given
+// with it override it; an unknown preset is an error naming the choices.
+TEST(VarDefense, FederatedPresetIsTheHookRecipeAndOptionsOverrideIt) {
+  auto read = [](const std::string& text) {
+    auto parsed = parse_options(text);
+    EXPECT_TRUE(parsed.ok());
+    return VarDefenseOptions::from(*parsed);
+  };
+  auto fed = read("preset=federated");
+  ASSERT_TRUE(fed.ok()) << fed.status().message();
+  EXPECT_EQ(fed->preset, "federated");
+  EXPECT_FALSE(fed->standardize);
+  EXPECT_EQ(fed->max, 0.3);
+  EXPECT_TRUE(fed->restore_norms);
+  EXPECT_EQ(fed->final_epochs, 20);
+  auto plain = read("");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->preset, "none");
+  EXPECT_TRUE(plain->standardize);
+  EXPECT_EQ(plain->final_epochs, 10);
+  auto over = read("preset=federated,max=0.2,final_epochs=5");
+  ASSERT_TRUE(over.ok());
+  EXPECT_EQ(over->max, 0.2);
+  EXPECT_EQ(over->final_epochs, 5);
+  EXPECT_TRUE(over->restore_norms);
+  auto bad = read("preset=fast");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("federated"), std::string::npos)
+      << bad.status().message();
 }
 
 // final_recalibrate=1 leaves the BatchNorm statistics of the final weights
