@@ -27,7 +27,7 @@ struct FineTuneOptions {
   uint64_t seed = 0;
   // Anneal lr from `lr` to 0 along a half cosine over the run's steps (as
   // BackdoorBench's fine-tuning does). On 900 clean images a constant lr
-  // 0.01 for 15 epochs cost 3.8 ACC points; annealed, 1.1 (README).
+  // 0.01 for 15 epochs cost 3.8 ACC points; annealed, 1.1 (docs/vardefense-results.md).
   bool cosine = false;
 };
 
@@ -68,7 +68,7 @@ void recalibrate_batchnorm(ResNet18& model, const Dataset& data,
 // so a channel that only the trigger drives is normalized by a spread it
 // never reaches on clean data and shows a low variance. Statistics
 // re-estimated on the clean set (recalibrate_batchnorm, or fine-tuning in
-// train mode) normalize it by its clean spread and hide it (README).
+// train mode) normalize it by its clean spread and hide it (docs/vardefense-results.md).
 struct BatchNormStats {
   std::vector<torch::Tensor> mean, var;
 };

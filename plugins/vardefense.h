@@ -6,8 +6,8 @@
 //    accumulated with momentum (3.6.3; see channel_stats.h);
 //  * the last 2n convs of the residual path (n = `layers`, the paper's
 //    "layer index"; downsample convs are not counted). The paper purifies
-//    only later layers; we measured otherwise (README, "VarDefense: what we
-//    measured"): on Fashion-MNIST with a 5x5 checkerboard the channels that
+//    only later layers; we measured otherwise (docs/vardefense-results.md,
+//    sessions 2-4): on Fashion-MNIST with a 5x5 checkerboard the channels that
 //    fire on the trigger sit in layer1 as well, and n=1..7 left ASR at 55-87%
 //    after fine-tuning while n=8 (all 16 residual convs) took it to 9% at no
 //    ACC cost. So the default is n=8; smaller n is there to reproduce Fig. 5;
@@ -23,7 +23,7 @@
 //    (0.1) to `max` (0.15; 0.3 before session 6's standardized score) over
 //    `steps` steps; variances are re-measured before each step and the
 //    model fine-tuned (`step_epochs`) after it, then for `final_epochs`.
-//    Measured in session 4 (README), with the output variance: the epoch
+//    Measured in session 4 (docs/), with the output variance: the epoch
 //    between steps revives the backdoor (36.6 -> 43.1 % after step 2, width
 //    32) and the purification removes it only once tau reaches 0.3; for one-shot
 //    purification of a well-trained model `original_bn=0,recalibrate=1,
@@ -42,8 +42,8 @@
 //    by lr/alpha a step until it is 0. An earlier version used the mean
 //    |w|, 1/36864 as strong in a width-64 layer, which made Eq. 1 plain
 //    fine-tuning; on the width-16 5x5 model that left ASR at 44 % where the
-//    sum with alpha 333 left 15 % (3 seeds, README). Default alpha = 300;
-//  * recovery (our choices, measured in the README): the final fine-tuning
+//    sum with alpha 333 left 15 % (3 seeds, docs/). Default alpha = 300;
+//  * recovery (our choices, measured in docs/): the final fine-tuning
 //    anneals lr to 0 along a cosine (constant lr 0.01 lost 9 ACC points,
 //    annealed 3.5), and the CE term can be mixed with distillation from the
 //    model before purification on the same clean images (`distill`: the
@@ -60,7 +60,7 @@
 //    through them. With recalibrate=1 they are re-estimated on the clean set
 //    (one pass, cumulative) before each measurement and at the end. Most of
 //    the ACC *and ASR* drop a purification step seems to cause is this
-//    miscalibration (README, session 4);
+//    miscalibration (docs/, session 4);
 //  * which BatchNorm statistics the variance is measured through
 //    (`original_bn`, session 5): a channel only the trigger drives was
 //    normalized, in training, by a spread that included the poisoned
@@ -87,7 +87,7 @@
 //    trigger-lifted channel of almost every residual conv ranks 0-2 of its
 //    layer this way, against ranks scattered up to 220 by the output
 //    variance (bench/channels); so a lower max (0.15) purifies them with
-//    fewer bystanders (README, session 6). Not everywhere: purifying the
+//    fewer bystanders (docs/, session 6). Not everywhere: purifying the
 //    final model of a FedAvg federation with DBA once, it did worse than the
 //    paper's score (ASR 53.6 vs 27.7 % at max 0.15, 3 seeds);
 //  * filter norms (`restore_norms`, session 6): the L1 term shrinks the
@@ -101,7 +101,7 @@
 //    came with at the end, BN's running mean and variance by s and s^2:
 //    the same predictions (81.25 / ASR unchanged), and the same epoch ends
 //    at 78.25 %. Off by default: as the federated hook it raised ACC by
-//    about 2 points and ASR from 5-10 % to 23-49 % (README, session 6):
+//    about 2 points and ASR from 5-10 % to 23-49 % (docs/, session 6):
 //    the clients' round after a purification, with the shrunk filters,
 //    forgot the re-planted backdoor along with clean accuracy;
 //  * BatchNorm statistics after the L1 (`final_recalibrate`, session 7): a
@@ -127,7 +127,9 @@
 //    holdout ACC is within P points of the model before purification; the
 //    report says which alpha was chosen and every trial.
 // Choices the paper leaves open are options with the defaults above; the
-// benchmark (bench/defenses) measures the alternatives.
+// benchmark (bench/defenses) measures the alternatives. "docs/" in this comment is
+// docs/vardefense-results.md (one purification) or docs/federation-results.md
+// (the hook), where every number quoted here was measured, by session.
 #pragma once
 
 #include <memory>
@@ -145,7 +147,7 @@ enum class ThresholdMode {
 
 struct VarDefenseOptions {
   // preset=federated: the every-round hook's recipe (standardize=0, max=0.3,
-  // restore_norms=1, final_epochs=20; README, session 7); options given
+  // restore_norms=1, final_epochs=20; docs/, session 7); options given
   // with it override it. preset=none: the defaults below.
   std::string preset = "none";
   int layers = 8;                  // n: purify the last 2n residual-path convs
@@ -157,7 +159,7 @@ struct VarDefenseOptions {
   int step_epochs = 1;             // fine-tuning epochs after each step
   int final_epochs = 10;           // fine-tuning epochs after the last step
   double max_fraction = 0.9;       // never purify more of a layer than this
-  double lr = 0.02;                // SGD (paper 4.1.5: 0.01; README: why 0.02)
+  double lr = 0.02;                // SGD (paper 4.1.5: 0.01; docs/: why 0.02)
   double final_lr = -1;            // lr of the final epochs; < 0: the same as lr
   bool recalibrate = false;        // re-estimate BN statistics (see above)
   bool final_recalibrate = false;  // ... once, after the final epochs (see above)
