@@ -31,7 +31,11 @@ struct SimulateArgs {
   int clients = 10;
   int attackers = 4;
   std::string attack = "dba:pieces=4";
-  int64_t target = 0;
+  // Class 1 (Fashion-MNIST's trouser) looks like no other class, so ASR
+  // measures the backdoor; with class 0 a federation without attackers
+  // already sends 5-6 % of triggered images there (docs/federation-results.md,
+  // session 8).
+  int64_t target = 1;
   double ratio = 0.25;
   std::string attack_rounds = "all";
   std::string hook_rounds = "all";
@@ -294,7 +298,10 @@ void register_simulate(CLI::App& app, Commands& commands) {
   cmd->add_option("--attackers", a->attackers, "How many of them are malicious");
   cmd->add_option("--attack", a->attack,
                   "Global trigger; with dba each attacker stamps its own piece");
-  cmd->add_option("--target", a->target, "Attackers' target label");
+  cmd->add_option(
+      "--target", a->target,
+      "Attackers' target label (on Fashion-MNIST 1, trouser, resembles no other "
+      "class: an attack-free model's ASR is ~0)");
   cmd->add_option("--ratio", a->ratio, "Share of each attacker batch poisoned")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--attack-rounds", a->attack_rounds,
