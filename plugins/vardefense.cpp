@@ -186,12 +186,20 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
 Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   VarDefenseOptions o;
   OptionReader r("vardefense", options);
-  o.preset = r.choice("preset", o.preset, {"none", "federated"});
+  o.preset = r.choice("preset", o.preset, {"none", "federated", "one-shot"});
   if (o.preset == "federated") {  // the defaults the options below start from
     o.standardize = false;
     o.max = 0.3;
     o.restore_norms = true;
     o.final_epochs = 20;
+  } else if (o.preset == "one-shot") {
+    o.start = 0.03;
+    o.max = 0.09;
+    o.steps = 3;
+    o.step_epochs = 0;
+    o.recalibrate = true;
+    o.lr = 0.01;
+    o.alpha = 1000;
   }
   o.layers = r.get("layers", o.layers, 1, 8);
   o.alpha = r.get("alpha", o.alpha, 1e-9, 1e12);

@@ -147,8 +147,10 @@ enum class ThresholdMode {
 
 struct VarDefenseOptions {
   // preset=federated: the every-round hook's recipe (standardize=0, max=0.3,
-  // restore_norms=1, final_epochs=20; docs/, session 7); options given
-  // with it override it. preset=none: the defaults below.
+  // restore_norms=1, final_epochs=20; docs/, session 7). preset=one-shot:
+  // one purification of a well-trained model (start=0.03, max=0.09, steps=3,
+  // step_epochs=0, recalibrate=1, lr=0.01, alpha=1000; docs/, sessions 8-9).
+  // Options given with a preset override it. preset=none: the defaults below.
   std::string preset = "none";
   int layers = 8;                  // n: purify the last 2n residual-path convs
   double alpha = 300;              // Eq. 1: loss = CE + ||w||_1 / alpha

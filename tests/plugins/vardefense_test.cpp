@@ -339,6 +339,34 @@ TEST(VarDefense, FederatedPresetIsTheHookRecipeAndOptionsOverrideIt) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("federated"), std::string::npos)
       << bad.status().message();
+  EXPECT_NE(bad.status().message().find("one-shot"), std::string::npos)
+      << bad.status().message();
+}
+
+// preset=one-shot is the schedule measured for one purification of a
+// well-trained model: three thresholds without epochs between them,
+// statistics re-estimated, a gentler lr and L1; options still override it.
+TEST(VarDefense, OneShotPresetIsTheSinglePurificationSchedule) {
+  auto read = [](const std::string& text) {
+    auto parsed = parse_options(text);
+    EXPECT_TRUE(parsed.ok());
+    return VarDefenseOptions::from(*parsed);
+  };
+  auto one = read("preset=one-shot");
+  ASSERT_TRUE(one.ok()) << one.status().message();
+  EXPECT_EQ(one->start, 0.03);
+  EXPECT_EQ(one->max, 0.09);
+  EXPECT_EQ(one->steps, 3);
+  EXPECT_EQ(one->step_epochs, 0);
+  EXPECT_TRUE(one->recalibrate);
+  EXPECT_EQ(one->lr, 0.01);
+  EXPECT_EQ(one->alpha, 1000);
+  EXPECT_TRUE(one->standardize);  // the score stays the defaults'
+  EXPECT_EQ(one->final_epochs, 10);
+  auto over = read("preset=one-shot,alpha=300");
+  ASSERT_TRUE(over.ok());
+  EXPECT_EQ(over->alpha, 300);
+  EXPECT_EQ(over->max, 0.09);
 }
 
 // final_recalibrate=1 leaves the BatchNorm statistics of the final weights
