@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/model_io.h"
 #include "core/stopwatch.h"
+#include "protocol/auth.h"
 #include "protocol/channel.h"
 
 namespace fedvar::aggregator {
@@ -48,6 +49,7 @@ Status check_options(const ServerOptions& o) {
 
 struct Server::Client {
   std::string identity;  // the ROUTER identity of its connection
+  std::string key;       // derived from the federation key and its id
   int64_t num_samples = 0;
 };
 
@@ -154,11 +156,12 @@ Status Server::run_round(int round, RoundOutcome& outcome,
   const auto broadcast_start = Clock::now();
   protocol::RoundTask task{round, global_, options_.training};
   task.config.seed = round_seed(options_.seed, round);
-  FEDVAR_ASSIGN_OR_RETURN(auto signed_task, protocol::sign_message(task, options_.key));
+  FEDVAR_ASSIGN_OR_RETURN(auto encoded_task, protocol::encode_message(task));
   RoundState state{round, {}, FedAvg(global_), &outcome, 0.0};
   for (const std::string& id : outcome.selected) {
+    const Client& client = *clients_[id];
     const Status sent =
-        protocol::send_signed(*socket_, signed_task, &clients_[id]->identity);
+        protocol::send_encoded(*socket_, encoded_task, client.key, &client.identity);
     if (sent.ok()) {
       state.pending.insert(id);
     } else {
@@ -214,31 +217,39 @@ Status Server::poll_once(long timeout_ms, RoundState* round_state) {
 }
 
 void Server::handle_message(RoundState* round_state) {
-  auto received =
-      protocol::receive_message(*socket_, options_.key, /*with_identity=*/true);
+  const protocol::KeyForClient key_for = [this](std::string_view client_id) {
+    return protocol::derive_client_key(options_.key, client_id);
+  };
+  auto received = protocol::receive_message(*socket_, key_for, /*with_identity=*/true);
   if (!received.ok()) {
     spdlog::warn("server: {}", received.status().message());
     return;
   }
   const std::string& identity = received->identity;
   if (!received->message.ok()) {
-    reject(identity, received->message.status().message());
+    reject(identity, received->client_id, received->message.status().message());
     if (round_state)
       round_state->outcome->rejections.push_back(received->message.status().message());
     return;
   }
   protocol::Message& message = received->message.value();
   if (const auto* join = std::get_if<protocol::Join>(&message)) {
+    auto key = key_for(join->client_id);  // the one it verified under
+    if (!key.ok()) {
+      spdlog::warn("server: {}", key.status().message());
+      return;
+    }
     auto& client = clients_[join->client_id];
     if (!client) client = std::make_unique<Client>();
     client->identity = identity;
+    client->key = std::move(*key);
     client->num_samples = join->num_samples;
     spdlog::info("server: client {} joined with {} samples ({} joined)", join->client_id,
                  join->num_samples, clients_.size());
   } else if (const auto* update = std::get_if<protocol::Update>(&message)) {
     handle_update(identity, *update, round_state);
   } else {
-    reject(identity, "a client may send only join and update messages");
+    reject(identity, "", "a client may send only join and update messages");
   }
 }
 
@@ -271,23 +282,28 @@ void Server::handle_update(const std::string& identity, const protocol::Update& 
     }
     reason = added.message();
   }
-  reject(identity, reason);
+  reject(identity, update.client_id, reason);
   if (round_state) {
     round_state->outcome->rejections.push_back(update.client_id + ": " + reason);
   }
 }
 
-void Server::reject(const std::string& identity, const std::string& reason) {
+void Server::reject(const std::string& identity, const std::string& client_id,
+                    const std::string& reason) {
   spdlog::warn("server: rejected a message: {}", reason);
-  const Status sent =
-      protocol::send_message(*socket_, protocol::Reject{reason}, options_.key, &identity);
+  // Signed under the key of the client the message claimed to come from:
+  // only that client can read it as the server's.
+  auto key = protocol::derive_client_key(options_.key, client_id);
+  const Status sent = key.ok() ? protocol::send_message(
+                                     *socket_, protocol::Reject{reason}, *key, &identity)
+                               : key.status();
   if (!sent.ok()) spdlog::warn("server: could not send the reject: {}", sent.message());
 }
 
 void Server::shutdown_clients() {
   if (!socket_) return;
   for (const auto& [id, client] : clients_) {
-    (void)protocol::send_message(*socket_, protocol::Shutdown{}, options_.key,
+    (void)protocol::send_message(*socket_, protocol::Shutdown{}, client->key,
                                  &client->identity);
   }
   spdlog::info("server: told {} client(s) to shut down", clients_.size());

@@ -30,7 +30,7 @@ struct ServerOptions {
   double round_timeout_s = 600;       // deadline for updates, from the broadcast
   double join_timeout_s = 300;        // for min_clients to join
   protocol::TrainingConfig training;  // sent with every round task
-  std::string key;    // HMAC-SHA256 key shared with the clients (non-empty)
+  std::string key;    // the federation key (non-empty); clients hold derived ones
   uint64_t seed = 0;  // client sampling and the round tasks' seeds
 };
 
@@ -91,7 +91,8 @@ class Server {
   void handle_message(RoundState* round_state);
   // Polls once, up to `timeout_ms`; handles what arrived. Errors: socket failure.
   Status poll_once(long timeout_ms, RoundState* round_state);
-  void reject(const std::string& identity, const std::string& reason);
+  void reject(const std::string& identity, const std::string& client_id,
+              const std::string& reason);
   void handle_update(const std::string& identity, const protocol::Update& update,
                      RoundState* round_state);
   void shutdown_clients();

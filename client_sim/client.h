@@ -17,7 +17,7 @@ namespace fedvar::client_sim {
 struct ClientOptions {
   std::string endpoint;         // the server's, e.g. tcp://127.0.0.1:5555
   std::string client_id;        // unique among the server's clients
-  std::string key;              // HMAC-SHA256 key shared with the server (non-empty)
+  std::string key;              // this client's key: protocol::derive_client_key
   Normalization normalization;  // the model's input normalization
   torch::Device device = torch::kCPU;
   std::optional<Attack> attack;  // none = honest

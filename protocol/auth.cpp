@@ -46,8 +46,7 @@ Status verify(std::string_view payload, std::string_view tag, std::string_view k
   return compare_tags(expected, tag);
 }
 
-Result<std::string> sign_parts(const std::vector<std::string_view>& parts,
-                               std::string_view key) {
+Result<std::string> digest_parts(const std::vector<std::string_view>& parts) {
   std::string summary;
   for (std::string_view part : parts) {
     uint64_t size = part.size();
@@ -60,6 +59,12 @@ Result<std::string> sign_parts(const std::vector<std::string_view>& parts,
     }
     summary.append(reinterpret_cast<const char*>(digest), digest_len);
   }
+  return summary;
+}
+
+Result<std::string> sign_parts(const std::vector<std::string_view>& parts,
+                               std::string_view key) {
+  FEDVAR_ASSIGN_OR_RETURN(const std::string summary, digest_parts(parts));
   return sign(summary, key);
 }
 
@@ -67,6 +72,20 @@ Status verify_parts(const std::vector<std::string_view>& parts, std::string_view
                     std::string_view key) {
   FEDVAR_ASSIGN_OR_RETURN(const std::string expected, sign_parts(parts, key));
   return compare_tags(expected, tag);
+}
+
+Result<std::string> derive_client_key(std::string_view federation_key,
+                                      std::string_view client_id) {
+  FEDVAR_ASSIGN_OR_RETURN(
+      const std::string raw,
+      sign("fedvar client key v1:" + std::string(client_id), federation_key));
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : raw) {
+    hex += kHex[c >> 4];
+    hex += kHex[c & 15];
+  }
+  return hex;
 }
 
 }  // namespace fedvar::protocol

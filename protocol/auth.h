@@ -1,6 +1,11 @@
-// HMAC-SHA256 authentication of protocol messages with a key shared by the
-// server and its clients. On the wire a message is two ZeroMQ frames (after
-// any ROUTER identity frame): [payload = encode(message)] [tag = sign(payload)].
+// HMAC-SHA256 authentication of protocol messages. The server holds the
+// federation key; each client holds only its own key, derived from the
+// federation key and its client id (derive_client_key), and every message
+// between the server and a client is signed under that client's key. So a
+// participant cannot sign as another: a join or update verifies only under
+// the key of the client id it carries. On the wire a message is
+// [header][tensor frame]...[tag] (see encode_frames and sign_parts), after
+// any ROUTER identity frame.
 #pragma once
 
 #include <cstddef>
@@ -32,5 +37,16 @@ Result<std::string> sign_parts(const std::vector<std::string_view>& parts,
 // Ok iff `tag` is sign_parts(parts, key), compared in constant time.
 Status verify_parts(const std::vector<std::string_view>& parts, std::string_view tag,
                     std::string_view key);
+
+// What sign_parts signs: each part's length and SHA-256 digest. Computed once,
+// it can be tagged under many keys (sign(digest_parts(parts), key)) without
+// hashing the parts again, e.g. one model broadcast to many clients.
+Result<std::string> digest_parts(const std::vector<std::string_view>& parts);
+
+// The key of client `client_id` in a federation: the hex HMAC-SHA256, under
+// `federation_key`, of "fedvar client key v1:" + client_id (64 characters, so
+// that it fits a key file or an environment variable). Errors as sign().
+Result<std::string> derive_client_key(std::string_view federation_key,
+                                      std::string_view client_id);
 
 }  // namespace fedvar::protocol

@@ -7,31 +7,32 @@
 
 namespace fedvar::protocol {
 
-Result<SignedMessage> sign_message(const Message& message, std::string_view key) {
-  SignedMessage out;
+Result<EncodedMessage> encode_message(const Message& message) {
+  EncodedMessage out;
   FEDVAR_ASSIGN_OR_RETURN(out.frames, encode_frames(message));
   std::vector<std::string_view> parts;
   parts.reserve(out.frames.size());
   for (const zmq::message_t& frame : out.frames) parts.push_back(frame.to_string_view());
-  FEDVAR_ASSIGN_OR_RETURN(out.tag, sign_parts(parts, key));
+  FEDVAR_ASSIGN_OR_RETURN(out.digest, digest_parts(parts));
   return out;
 }
 
-Status send_signed(zmq::socket_t& socket, SignedMessage& signed_message,
-                   const std::string* identity) {
+Status send_encoded(zmq::socket_t& socket, EncodedMessage& message, std::string_view key,
+                    const std::string* identity) {
+  FEDVAR_ASSIGN_OR_RETURN(const std::string tag, sign(message.digest, key));
   try {
     if (identity != nullptr &&
         !socket.send(zmq::buffer(*identity), zmq::send_flags::sndmore)) {
       return Status::Unavailable("send would block");
     }
-    for (zmq::message_t& frame : signed_message.frames) {
+    for (zmq::message_t& frame : message.frames) {
       zmq::message_t copy;
       copy.copy(frame);  // shares the buffer; the original stays sendable
       if (!socket.send(copy, zmq::send_flags::sndmore)) {
         return Status::Unavailable("send would block");
       }
     }
-    if (!socket.send(zmq::buffer(signed_message.tag), zmq::send_flags::none)) {
+    if (!socket.send(zmq::buffer(tag), zmq::send_flags::none)) {
       return Status::Unavailable("send would block");
     }
   } catch (const zmq::error_t& e) {
@@ -43,13 +44,17 @@ Status send_signed(zmq::socket_t& socket, SignedMessage& signed_message,
 
 Status send_message(zmq::socket_t& socket, const Message& message, std::string_view key,
                     const std::string* identity) {
-  FEDVAR_ASSIGN_OR_RETURN(SignedMessage signed_message, sign_message(message, key));
-  return send_signed(socket, signed_message, identity);
+  FEDVAR_ASSIGN_OR_RETURN(EncodedMessage encoded, encode_message(message));
+  return send_encoded(socket, encoded, key, identity);
 }
 
-Result<Received> receive_message(zmq::socket_t& socket, std::string_view key,
-                                 bool with_identity) {
-  std::vector<zmq::message_t> frames;
+namespace {
+
+// Receives one message's frames: the identity (on a ROUTER), the parts and
+// the tag (the last frame). No parts: `message` says why.
+Result<Received> receive_frames(zmq::socket_t& socket, bool with_identity,
+                                std::vector<zmq::message_t>& frames,
+                                std::vector<std::string_view>& parts) {
   try {
     if (!zmq::recv_multipart(socket, std::back_inserter(frames))) {
       return Status::Unavailable("nothing to receive");
@@ -67,17 +72,52 @@ Result<Received> receive_message(zmq::socket_t& socket, std::string_view key,
     out.message = Status::InvalidArgument("message has no payload or no tag frame");
     return out;
   }
-  std::vector<std::string_view> parts;
   for (size_t i = first; i + 1 < frames.size(); ++i) {
     parts.push_back(frames[i].to_string_view());
   }
-  const Status authentic = verify_parts(parts, frames.back().to_string_view(), key);
-  if (!authentic.ok()) {
-    out.message =
-        Status::InvalidArgument("authentication failed: " + authentic.message());
-    return out;
-  }
+  return out;
+}
+
+Status authenticate(const std::vector<std::string_view>& parts, std::string_view tag,
+                    std::string_view key) {
+  const Status authentic = verify_parts(parts, tag, key);
+  if (authentic.ok()) return authentic;
+  return Status::InvalidArgument("authentication failed: " + authentic.message());
+}
+
+}  // namespace
+
+Result<Received> receive_message(zmq::socket_t& socket, std::string_view key,
+                                 bool with_identity) {
+  std::vector<zmq::message_t> frames;
+  std::vector<std::string_view> parts;
+  FEDVAR_ASSIGN_OR_RETURN(Received out,
+                          receive_frames(socket, with_identity, frames, parts));
+  if (parts.empty()) return out;
+  const Status authentic = authenticate(parts, frames.back().to_string_view(), key);
+  out.message = authentic.ok() ? decode_frames(parts) : Result<Message>(authentic);
+  return out;
+}
+
+Result<Received> receive_message(zmq::socket_t& socket, const KeyForClient& key_for,
+                                 bool with_identity) {
+  std::vector<zmq::message_t> frames;
+  std::vector<std::string_view> parts;
+  FEDVAR_ASSIGN_OR_RETURN(Received out,
+                          receive_frames(socket, with_identity, frames, parts));
+  if (parts.empty()) return out;
+  // Decoded before it is verified: which key verifies it depends on who it
+  // says it is from. The decoder validates everything it reads.
   out.message = decode_frames(parts);
+  if (!out.message.ok()) return out;
+  const Message& message = out.message.value();
+  if (const auto* join = std::get_if<Join>(&message)) out.client_id = join->client_id;
+  if (const auto* update = std::get_if<Update>(&message))
+    out.client_id = update->client_id;
+  Result<std::string> key = key_for(out.client_id);
+  Status authentic = key.status();
+  if (key.ok()) authentic = authenticate(parts, frames.back().to_string_view(), *key);
+  if (!authentic.ok()) out.message = authentic;
   return out;
 }
 

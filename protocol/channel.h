@@ -3,6 +3,7 @@
 // sign_parts), preceded by the peer's identity frame on a ROUTER socket.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,37 +15,49 @@
 
 namespace fedvar::protocol {
 
-// A message encoded and signed once, sendable to any number of peers: each
-// send shares the frames' buffers (zmq_msg_copy), so the tensors are not copied.
-struct SignedMessage {
+// A message encoded once, sendable to any number of peers, each under its
+// own key: each send shares the frames' buffers (zmq_msg_copy) and tags the
+// digest computed here, so the tensors are neither copied nor hashed again.
+struct EncodedMessage {
   std::vector<zmq::message_t> frames;
-  std::string tag;
+  std::string digest;  // digest_parts of the frames
 };
 
-// Encodes (zero-copy) and signs `message` under `key`. Errors as encode_frames
-// and sign_parts.
-Result<SignedMessage> sign_message(const Message& message, std::string_view key);
+// Encodes (zero-copy) and digests `message`. Errors as encode_frames.
+Result<EncodedMessage> encode_message(const Message& message);
 
-// Sends `signed_message` on `socket`, first the `identity` frame when given (a
-// ROUTER addressing a peer). kUnavailable when the peer is gone (ROUTER with
-// router_mandatory) or the send would block; `signed_message` stays reusable.
-Status send_signed(zmq::socket_t& socket, SignedMessage& signed_message,
-                   const std::string* identity = nullptr);
+// Sends `message` signed under `key` on `socket`, first the `identity` frame
+// when given (a ROUTER addressing a peer). kUnavailable when the peer is gone
+// (ROUTER with router_mandatory) or the send would block; `message` stays
+// reusable.
+Status send_encoded(zmq::socket_t& socket, EncodedMessage& message, std::string_view key,
+                    const std::string* identity = nullptr);
 
-// sign_message + send_signed.
+// encode_message + send_encoded.
 Status send_message(zmq::socket_t& socket, const Message& message, std::string_view key,
                     const std::string* identity = nullptr);
 
 // One message off a socket. `message` holds the decoded message or why it
 // was refused (bad tag, malformed), so that the caller can answer with a Reject.
 struct Received {
-  std::string identity;  // the sender, on a ROUTER; empty otherwise
+  std::string identity;   // the sender, on a ROUTER; empty otherwise
+  std::string client_id;  // the client id a join or update carries; else empty
   Result<Message> message = Status::Internal("nothing received");
 };
 
-// Receives one multipart message (blocking; poll first) and verifies and
-// decodes it. A socket error is the returned Status; a bad message is not.
+// Receives one multipart message (blocking; poll first) and verifies it under
+// `key` and decodes it (a client: the server signs under the client's key).
+// A socket error is the returned Status; a bad message is not.
 Result<Received> receive_message(zmq::socket_t& socket, std::string_view key,
+                                 bool with_identity);
+
+// The key a message must verify under, given the client id it carries (""
+// for a message that carries none).
+using KeyForClient = std::function<Result<std::string>(std::string_view client_id)>;
+
+// As above, for the server: the message is decoded first, for the client id
+// it claims, then verified under key_for(that id); only then is it returned.
+Result<Received> receive_message(zmq::socket_t& socket, const KeyForClient& key_for,
                                  bool with_identity);
 
 }  // namespace fedvar::protocol

@@ -7,8 +7,9 @@
 
 namespace fedvar::protocol {
 
-// Sent in every message; a peer rejects any other value.
-constexpr uint32_t kProtocolVersion = 1;
+// Sent in every message; a peer rejects any other value. 2: each client
+// signs under its own key, derived from the federation key (auth.h).
+constexpr uint32_t kProtocolVersion = 2;
 
 // The "kind" field of every message. Values are fixed forever.
 enum class MessageKind : uint8_t {

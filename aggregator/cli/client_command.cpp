@@ -56,7 +56,7 @@ Result<Dataset> client_shard(const ClientArgs& a, const Dataset& pool) {
 }
 
 Status run_client_command(ClientArgs a, nlohmann::json& result) {
-  FEDVAR_ASSIGN_OR_RETURN(a.client.key, load_key(a.key_file));
+  FEDVAR_ASSIGN_OR_RETURN(a.client.key, load_key(a.key_file, KeyRole::kClient));
   FEDVAR_ASSIGN_OR_RETURN(a.client.device, resolve_device(a.device));
   FEDVAR_ASSIGN_OR_RETURN(auto pool, load_split_range(a.data, "train", a.pool));
   FEDVAR_ASSIGN_OR_RETURN(auto shard, client_shard(a, pool));
@@ -129,7 +129,8 @@ void register_client(CLI::App& app, Commands& commands) {
                   "MEAN,STD per channel (default: estimated from the shard; give the "
                   "server's)");
   cmd->add_option("--key-file", a->key_file,
-                  "File with the shared HMAC key (default: $FEDVAR_KEY)");
+                  "File with this client's key, from fedvar client-key --id ID "
+                  "(default: $FEDVAR_CLIENT_KEY)");
   cmd->callback([a, &commands] {
     commands.action =
         json_action([a](nlohmann::json& out) { return run_client_command(*a, out); });

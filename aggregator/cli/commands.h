@@ -22,6 +22,7 @@ void register_serve(CLI::App& app, Commands& commands);
 void register_client(CLI::App& app, Commands& commands);
 void register_simulate(CLI::App& app, Commands& commands);
 void register_plot(CLI::App& app, Commands& commands);
+void register_client_key(CLI::App& app, Commands& commands);
 
 inline void register_all(CLI::App& app, Commands& commands) {
   register_train(app, commands);
@@ -29,6 +30,7 @@ inline void register_all(CLI::App& app, Commands& commands) {
   register_purify(app, commands);
   register_serve(app, commands);
   register_client(app, commands);
+  register_client_key(app, commands);
   register_simulate(app, commands);
   register_plot(app, commands);
 }

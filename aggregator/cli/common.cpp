@@ -35,18 +35,22 @@ Result<Dataset> load_split_range(const std::string& dir, const std::string& spli
   return data.slice(r.begin, r.end);
 }
 
-Result<std::string> load_key(const std::string& key_file) {
+Result<std::string> load_key(const std::string& key_file, KeyRole role) {
+  const bool client = role == KeyRole::kClient;
+  const char* env_var = client ? "FEDVAR_CLIENT_KEY" : "FEDVAR_KEY";
   std::string key;
   if (!key_file.empty()) {
     FEDVAR_ASSIGN_OR_RETURN(key, read_file(key_file));
     while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
-  } else if (const char* env = std::getenv("FEDVAR_KEY")) {
+  } else if (const char* env = std::getenv(env_var)) {
     key = env;
   }
   if (key.empty()) {
     return Status::InvalidArgument(
-        "no HMAC key: pass --key-file FILE or set FEDVAR_KEY (server and clients "
-        "must share it)");
+        std::string("no HMAC key: pass --key-file FILE or set ") + env_var +
+        (client ? " (this client's key: fedvar client-key --id ID, run where the "
+                  "federation key is)"
+                : " (the federation key; clients get keys derived from it)"));
   }
   return key;
 }

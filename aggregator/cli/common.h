@@ -22,9 +22,13 @@ int fail(const Status& status);
 Result<Dataset> load_split_range(const std::string& dir, const std::string& split,
                                  const std::string& range);
 
-// The protocol's HMAC key: the contents of `key_file` (trailing newline
-// dropped) or, without one, $FEDVAR_KEY. Neither: kInvalidArgument.
-Result<std::string> load_key(const std::string& key_file);
+// Whose HMAC key (protocol/auth.h): the server's federation key, default
+// $FEDVAR_KEY, or one client's derived key, default $FEDVAR_CLIENT_KEY.
+enum class KeyRole { kFederation, kClient };
+
+// The key: the contents of `key_file` (trailing newline dropped) or, without
+// one, the role's environment variable. Neither: kInvalidArgument.
+Result<std::string> load_key(const std::string& key_file, KeyRole role);
 
 // Routes SIGINT and SIGTERM to `on_signal` (a plain function, it runs in the
 // signal handler: set a flag and return).

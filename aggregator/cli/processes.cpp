@@ -17,8 +17,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // In the child, between fork and exec: only async-signal-safe calls.
-[[noreturn]] void exec_child(char* const* argv, const char* out, const char* err,
-                             pid_t parent) {
+[[noreturn]] void exec_child(char* const* argv, char* const* envp, const char* out,
+                             const char* err, pid_t parent) {
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != parent) _exit(127);  // the parent died before prctl
   const int out_fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -27,7 +27,7 @@ using Clock = std::chrono::steady_clock;
     const int err_fd = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (err_fd < 0 || dup2(err_fd, STDERR_FILENO) < 0) _exit(127);
   }
-  execv(argv[0], argv);
+  execve(argv[0], argv, envp);
   _exit(127);
 }
 
@@ -47,15 +47,29 @@ std::string self_executable() {
 
 Result<pid_t> ProcessGroup::spawn(const std::vector<std::string>& argv,
                                   const std::string& stdout_path,
-                                  const std::string& stderr_path) {
+                                  const std::string& stderr_path,
+                                  const std::vector<std::string>& env) {
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // Built before fork: the child may only make async-signal-safe calls.
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const std::string_view name = entry.substr(0, entry.find('='));
+    const bool replaced = std::any_of(env.begin(), env.end(), [&](const std::string& v) {
+      return v.size() > name.size() && v.compare(0, name.size(), name) == 0 &&
+             v[name.size()] == '=';
+    });
+    if (!replaced) envp.push_back(*e);
+  }
+  for (const std::string& v : env) envp.push_back(const_cast<char*>(v.c_str()));
+  envp.push_back(nullptr);
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) return Status::Unavailable(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
-    exec_child(args.data(), stdout_path.c_str(),
+    exec_child(args.data(), envp.data(), stdout_path.c_str(),
                stderr_path.empty() ? nullptr : stderr_path.c_str(), parent);
   }
   children_.push_back(pid);

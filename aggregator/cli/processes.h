@@ -22,8 +22,11 @@ class ProcessGroup {
 
   // Starts `argv` (argv[0] is the executable's path). Its stdout goes to
   // `stdout_path`, its stderr to `stderr_path` ("" = this process's stderr).
+  // It inherits this process's environment with `env` ("NAME=VALUE" each)
+  // added, replacing variables of the same names.
   Result<pid_t> spawn(const std::vector<std::string>& argv,
-                      const std::string& stdout_path, const std::string& stderr_path);
+                      const std::string& stdout_path, const std::string& stderr_path,
+                      const std::vector<std::string>& env = {});
 
   // Waits for `pid` to exit, up to `timeout_s` (< 0 = no limit); its exit
   // code (128 + signal when killed). kUnavailable on timeout or when `stop`

@@ -60,7 +60,7 @@ Result<ResNet18> initial_model(const ServeArgs& a, const Dataset& clean) {
 }
 
 Status run_serve(ServeArgs a, nlohmann::json& result) {
-  FEDVAR_ASSIGN_OR_RETURN(a.server.key, load_key(a.key_file));
+  FEDVAR_ASSIGN_OR_RETURN(a.server.key, load_key(a.key_file, KeyRole::kFederation));
   FEDVAR_ASSIGN_OR_RETURN(auto device, resolve_device(a.device));
   FEDVAR_ASSIGN_OR_RETURN(auto clean, load_split_range(a.data, "train", a.clean_range));
   FEDVAR_ASSIGN_OR_RETURN(auto test, load_split_range(a.data, "test", a.test_range));
@@ -185,7 +185,8 @@ void register_serve(CLI::App& app, Commands& commands) {
                   "MEAN,STD per channel (default: estimated from the clean set)");
   cmd->add_option("--seed", s.seed, "Seed: model init, sampling, task seeds");
   cmd->add_option("--key-file", a->key_file,
-                  "File with the shared HMAC key (default: $FEDVAR_KEY)");
+                  "File with the federation key; each client holds one derived from "
+                  "it (fedvar client-key) (default: $FEDVAR_KEY)");
   cmd->callback([a, &commands] {
     commands.action =
         json_action([a](nlohmann::json& out) { return run_serve(*a, out); });

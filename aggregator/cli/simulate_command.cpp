@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/normalization.h"
 #include "core/trigger.h"
+#include "protocol/auth.h"
 
 namespace fedvar::cli {
 namespace {
@@ -218,25 +219,30 @@ Result<std::string> wait_for_endpoint(ProcessGroup& group, pid_t server,
 }
 
 // One federation, start to end; its metrics are in DIR/NAME.jsonl.
+// The server gets the federation key, each client only its own (auth.h).
 Status run_federation(const SimulateArgs& a, const RunPlan& run, const std::string& norm,
-                      const TriggerSpec& trigger) {
+                      const TriggerSpec& trigger, const std::string& key) {
   const std::string logs = a.out + "/logs";
   fs::remove(a.out + "/" + run.name + ".endpoint");
   spdlog::info("simulate: run '{}': {} clients ({} attackers), {} rounds, hook {}",
                run.name, a.clients, run.attacked ? a.attackers : 0, a.rounds,
                run.hook.empty() ? "none" : run.hook);
   ProcessGroup group;
-  FEDVAR_ASSIGN_OR_RETURN(pid_t server,
-                          group.spawn(server_argv(a, run, a.out, norm, trigger),
-                                      logs + "/" + run.name + "-server.json", ""));
+  FEDVAR_ASSIGN_OR_RETURN(
+      pid_t server,
+      group.spawn(server_argv(a, run, a.out, norm, trigger),
+                  logs + "/" + run.name + "-server.json", "", {"FEDVAR_KEY=" + key}));
   FEDVAR_ASSIGN_OR_RETURN(
       std::string endpoint,
       wait_for_endpoint(group, server, a.out + "/" + run.name + ".endpoint"));
   for (int i = 0; i < a.clients; ++i) {
-    const std::string log = logs + "/" + run.name + "-" + client_id(a, i, run.attacked);
+    const std::string id = client_id(a, i, run.attacked);
+    FEDVAR_ASSIGN_OR_RETURN(auto client_key, protocol::derive_client_key(key, id));
+    const std::string log = logs + "/" + run.name + "-" + id;
     FEDVAR_RETURN_IF_ERROR(group
                                .spawn(client_argv(a, run, i, endpoint, norm, trigger),
-                                      log + ".json", log + ".log")
+                                      log + ".json", log + ".log",
+                                      {"FEDVAR_CLIENT_KEY=" + client_key})
                                .status());
   }
   FEDVAR_ASSIGN_OR_RETURN(int code, group.wait(server, -1, g_stop));
@@ -275,11 +281,11 @@ Status run_simulate(const SimulateArgs& a, nlohmann::json& result) {
   fs::create_directories(a.out + "/logs", ec);
   if (ec) return Status::InvalidArgument("cannot create " + a.out + ": " + ec.message());
   const std::string norm = Normalization::estimate(pool).to_string();
-  setenv("FEDVAR_KEY", random_key().c_str(), 1);  // inherited by the children only
+  const std::string key = random_key();
   on_stop_signal(&request_stop);
   std::vector<std::string> names;
   for (const RunPlan& run : plan_runs(a)) {
-    FEDVAR_RETURN_IF_ERROR(run_federation(a, run, norm, trigger));
+    FEDVAR_RETURN_IF_ERROR(run_federation(a, run, norm, trigger, key));
     names.push_back(run.name);
   }
   return report_simulation(a.out, names, result);

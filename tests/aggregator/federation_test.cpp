@@ -2,6 +2,7 @@
 // processes on loopback TCP, a tiny ResNet18 (width 4) and a few hundred
 // Fashion-MNIST images, so that each test takes seconds.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
@@ -12,6 +13,7 @@
 
 #include "core/file_io.h"
 #include "core/model_io.h"
+#include "protocol/auth.h"
 #include "protocol/channel.h"
 #include "tests/support/test_util.h"
 
@@ -49,12 +51,19 @@ std::string await_endpoint(const TempDir& dir) {
          " ] && break; sleep 0.1; done; E=$(cat " + dir.file("endpoint") + "); ";
 }
 
+// A client holds only its own key, derived from the federation's.
+std::string client_key(const std::string& id) {
+  return protocol::derive_client_key(kKey, id).value();
+}
+
 std::string client_command(const TempDir& dir, int index, int clients,
-                           const std::string& extra) {
+                           const std::string& extra, std::string id = "") {
   const std::string name = "c" + std::to_string(index);
-  return "FEDVAR_KEY=" + kKey + " " + kFedvar + " client --endpoint \"$E\" --data " +
-         kData + " --pool 0:300 --clients " + std::to_string(clients) + " --index " +
-         std::to_string(index) + " " + extra + " > " + dir.file(name + ".json") + " 2> " +
+  if (id.empty()) id = "client-" + std::to_string(index);
+  return "FEDVAR_CLIENT_KEY=" + client_key(id) + " " + kFedvar +
+         " client --endpoint \"$E\" --data " + kData + " --pool 0:300 --clients " +
+         std::to_string(clients) + " --index " + std::to_string(index) + " --id " + id +
+         " " + extra + " > " + dir.file(name + ".json") + " 2> " +
          dir.file(name + ".log");
 }
 
@@ -63,9 +72,8 @@ TEST(FederationTest, ThreeRoundsWithHookMetricsAndCheckpoint) {
   const std::string script =
       serve_command(dir, "--rounds 3 --min-clients 3 --hook fine-tuning:epochs=1") +
       " & S=$!; " + await_endpoint(dir) +
-      client_command(
-          dir, 0, 3,
-          "--id attacker-0 --poison dba:pieces=4,piece=0 --target 0 --ratio 0.3") +
+      client_command(dir, 0, 3, "--poison dba:pieces=4,piece=0 --target 0 --ratio 0.3",
+                     "attacker-0") +
       " & " + client_command(dir, 1, 3, "") + " & " + client_command(dir, 2, 3, "") +
       " & wait $S; echo server=$?; wait; echo done";
   const auto result = run_command("bash -c '" + script + "'");
@@ -150,15 +158,25 @@ TEST(FederationTest, ClientDyingMidRoundDoesNotStopTheRound) {
     socket.set(zmq::sockopt::linger, 0);
     socket.set(zmq::sockopt::rcvtimeo, 60000);
     socket.connect(endpoint);
-    ASSERT_TRUE(protocol::send_message(socket, protocol::Join{"doomed", 50}, kKey).ok());
-    auto task = protocol::receive_message(socket, kKey, false);
+    // A participant cannot pose as another: a join for client-0 under this
+    // client's key is refused (the reason signed for client-0 alone).
+    const std::string key = client_key("doomed");
+    ASSERT_TRUE(protocol::send_message(socket, protocol::Join{"client-0", 50}, key).ok());
+    auto refused = protocol::receive_message(socket, client_key("client-0"), false);
+    ASSERT_TRUE(refused.ok() && refused->message.ok());
+    auto* impostor = std::get_if<protocol::Reject>(&refused->message.value());
+    ASSERT_NE(impostor, nullptr);
+    EXPECT_NE(impostor->reason.find("authentication failed"), std::string::npos)
+        << impostor->reason;
+    ASSERT_TRUE(protocol::send_message(socket, protocol::Join{"doomed", 50}, key).ok());
+    auto task = protocol::receive_message(socket, key, false);
     ASSERT_TRUE(task.ok() && task->message.ok());
     auto* round_task = std::get_if<protocol::RoundTask>(&task->message.value());
     ASSERT_NE(round_task, nullptr);
     protocol::Update broken{round_task->round, "doomed", 50, round_task->tensors};
     broken.tensors.erase("fc.bias");
-    ASSERT_TRUE(protocol::send_message(socket, broken, kKey).ok());
-    auto reply = protocol::receive_message(socket, kKey, false);
+    ASSERT_TRUE(protocol::send_message(socket, broken, key).ok());
+    auto reply = protocol::receive_message(socket, key, false);
     ASSERT_TRUE(reply.ok() && reply->message.ok());
     auto* reject = std::get_if<protocol::Reject>(&reply->message.value());
     ASSERT_NE(reject, nullptr);
@@ -193,16 +211,41 @@ TEST(FederationTest, BadInputGetsAClearErrorAndExitCode2) {
                   " --hook nope 2>&1");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("nope"), std::string::npos) << r.output;
-  r = run_command("FEDVAR_KEY=k " + kFedvar +
+  r = run_command("FEDVAR_CLIENT_KEY=k " + kFedvar +
                   " client --endpoint tcp://127.0.0.1:1 --data " + kData +
                   " --pool 0:100 --partition zipf 2>&1");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("--partition"), std::string::npos) << r.output;
-  r = run_command("FEDVAR_KEY=k " + kFedvar +
+  r = run_command("FEDVAR_CLIENT_KEY=k " + kFedvar +
                   " client --endpoint tcp://127.0.0.1:1 --data " + kData +
                   " --pool 0:100 --poison patch:size=5 --attack-rounds 0 2>&1");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("--attack-rounds"), std::string::npos) << r.output;
+  // A client reads its own key, not the federation's.
+  r = run_command("env -u FEDVAR_CLIENT_KEY FEDVAR_KEY=k " + kFedvar +
+                  " client --endpoint tcp://127.0.0.1:1 --data " + kData +
+                  " --pool 0:100 2>&1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("FEDVAR_CLIENT_KEY"), std::string::npos) << r.output;
+}
+
+// fedvar client-key derives what the server derives (protocol/auth.h), into
+// a key file only its owner reads; without the federation key it says so.
+TEST(FederationTest, ClientKeyCommandDerivesTheServersKey) {
+  TempDir dir;
+  auto r = run_command("FEDVAR_KEY=" + kKey + " " + kFedvar + " client-key --id c7");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(r.output)["key"], client_key("c7"));
+  r = run_command("FEDVAR_KEY=" + kKey + " " + kFedvar + " client-key --id c7 --out " +
+                  dir.file("c7.key"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_file(dir.file("c7.key")).value(), client_key("c7") + "\n");
+  struct stat st {};
+  ASSERT_EQ(stat(dir.file("c7.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  r = run_command("env -u FEDVAR_KEY " + kFedvar + " client-key --id c7 2>&1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("FEDVAR_KEY"), std::string::npos) << r.output;
 }
 
 }  // namespace

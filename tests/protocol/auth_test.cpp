@@ -9,6 +9,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "protocol/channel.h"
 #include "protocol/messages.h"
 
 namespace fedvar::protocol {
@@ -73,6 +74,31 @@ TEST(AuthTest, SignsPartsWithTheirBoundaries) {
   EXPECT_FALSE(verify_parts({"abc"}, tag.value(), kKey).ok());
   EXPECT_FALSE(verify_parts({"ab", "c", ""}, tag.value(), kKey).ok());
   EXPECT_FALSE(verify_parts({"ab", "c"}, tag.value(), "another key").ok());
+}
+
+// One digest, tagged under many keys, equals signing the parts under each.
+TEST(AuthTest, DigestOnceThenTagEqualsSignParts) {
+  Result<std::string> digest = digest_parts({"ab", "c"});
+  ASSERT_TRUE(digest.ok());
+  for (const std::string& key : {kKey, std::string("another key")}) {
+    EXPECT_EQ(sign(digest.value(), key).value(), sign_parts({"ab", "c"}, key).value());
+  }
+  EXPECT_NE(digest.value(), digest_parts({"a", "bc"}).value());
+}
+
+// Each client's key is fixed by the federation key and its id, differs for
+// every other id or federation key, and is 64 hex characters.
+TEST(AuthTest, DerivedClientKeysAreDistinctAndStable) {
+  Result<std::string> c1 = derive_client_key(kKey, "client-1");
+  ASSERT_TRUE(c1.ok());
+  EXPECT_EQ(c1.value().size(), 64u);
+  EXPECT_EQ(c1.value().find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_EQ(c1.value(), derive_client_key(kKey, "client-1").value());
+  EXPECT_NE(c1.value(), derive_client_key(kKey, "client-2").value());
+  EXPECT_NE(c1.value(), derive_client_key(kKey, "client-10").value());
+  EXPECT_NE(c1.value(), derive_client_key("another key", "client-1").value());
+  EXPECT_NE(c1.value(), kKey);
+  EXPECT_FALSE(derive_client_key("", "client-1").ok());
 }
 
 // The zero-copy form: [header][tensor]...[tag] from a DEALER to a ROUTER.
@@ -164,6 +190,38 @@ TEST(WireTest, SignedUpdateCrossesDealerToRouter) {
       torch::equal(got.tensors.at("conv1.weight"), update.tensors.at("conv1.weight")));
   EXPECT_EQ(got.tensors.at("bn1.num_batches_tracked").item<int64_t>(), 12);
   EXPECT_TRUE(validate_against(got.tensors, update.tensors).ok());
+}
+
+// The server's receive: the key is chosen by the client id the message
+// carries, so a join signed with client-2's key and claiming client-1 fails,
+// and the same join claiming client-2 passes.
+TEST(WireTest, ServerVerifiesUnderTheKeyOfTheClaimedClient) {
+  zmq::context_t context;
+  zmq::socket_t router(context, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  router.set(zmq::sockopt::rcvtimeo, 10000);
+  router.bind("tcp://127.0.0.1:*");
+  zmq::socket_t dealer(context, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::linger, 0);
+  dealer.connect(router.get(zmq::sockopt::last_endpoint));
+  const KeyForClient key_for = [](std::string_view id) {
+    return derive_client_key(kKey, id);
+  };
+  const std::string key2 = derive_client_key(kKey, "client-2").value();
+
+  ASSERT_TRUE(send_message(dealer, Join{"client-1", 10}, key2).ok());
+  Result<Received> forged = receive_message(router, key_for, true);
+  ASSERT_TRUE(forged.ok());
+  EXPECT_EQ(forged->client_id, "client-1");
+  ASSERT_FALSE(forged->message.ok());
+  EXPECT_NE(forged->message.status().message().find("authentication failed"),
+            std::string::npos);
+
+  ASSERT_TRUE(send_message(dealer, Join{"client-2", 10}, key2).ok());
+  Result<Received> genuine = receive_message(router, key_for, true);
+  ASSERT_TRUE(genuine.ok() && genuine->message.ok());
+  EXPECT_EQ(genuine->client_id, "client-2");
+  EXPECT_EQ(std::get<Join>(genuine->message.value()).num_samples, 10);
 }
 
 }  // namespace

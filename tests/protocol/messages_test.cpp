@@ -141,11 +141,11 @@ TEST(MessagesTest, RejectsWrongVersionAndUnknownKind) {
   expect_rejected(patched(bytes,
                           "\xa7"
                           "version"
-                          "\x01"s,
+                          "\x02"s,
                           "\xa7"
                           "version"
-                          "\x02"s),
-                  "protocol version 2, expected 1");
+                          "\x03"s),
+                  "protocol version 3, expected 2");
   expect_rejected(patched(bytes,
                           "\xa4"
                           "kind"
