@@ -310,32 +310,33 @@ float stem_change(const std::string& spec) {
   return (model->conv_layers().front().conv->weight - before).abs().max().item<float>();
 }
 
+Result<VarDefenseOptions> read_options(const std::string& text) {
+  auto parsed = parse_options(text);
+  EXPECT_TRUE(parsed.ok());
+  return VarDefenseOptions::from(*parsed);
+}
+
 // preset=federated starts from the every-round hook's recipe; options given
 // with it override it; an unknown preset is an error naming the choices.
 TEST(VarDefense, FederatedPresetIsTheHookRecipeAndOptionsOverrideIt) {
-  auto read = [](const std::string& text) {
-    auto parsed = parse_options(text);
-    EXPECT_TRUE(parsed.ok());
-    return VarDefenseOptions::from(*parsed);
-  };
-  auto fed = read("preset=federated");
+  auto fed = read_options("preset=federated");
   ASSERT_TRUE(fed.ok()) << fed.status().message();
   EXPECT_EQ(fed->preset, "federated");
   EXPECT_FALSE(fed->standardize);
   EXPECT_EQ(fed->max, 0.3);
   EXPECT_TRUE(fed->restore_norms);
   EXPECT_EQ(fed->final_epochs, 20);
-  auto plain = read("");
+  auto plain = read_options("");
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(plain->preset, "none");
   EXPECT_TRUE(plain->standardize);
   EXPECT_EQ(plain->final_epochs, 10);
-  auto over = read("preset=federated,max=0.2,final_epochs=5");
+  auto over = read_options("preset=federated,max=0.2,final_epochs=5");
   ASSERT_TRUE(over.ok());
   EXPECT_EQ(over->max, 0.2);
   EXPECT_EQ(over->final_epochs, 5);
   EXPECT_TRUE(over->restore_norms);
-  auto bad = read("preset=fast");
+  auto bad = read_options("preset=fast");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("federated"), std::string::npos)
       << bad.status().message();
@@ -347,12 +348,7 @@ TEST(VarDefense, FederatedPresetIsTheHookRecipeAndOptionsOverrideIt) {
 // well-trained model: three thresholds without epochs between them,
 // statistics re-estimated, a gentler lr and L1; options still override it.
 TEST(VarDefense, OneShotPresetIsTheSinglePurificationSchedule) {
-  auto read = [](const std::string& text) {
-    auto parsed = parse_options(text);
-    EXPECT_TRUE(parsed.ok());
-    return VarDefenseOptions::from(*parsed);
-  };
-  auto one = read("preset=one-shot");
+  auto one = read_options("preset=one-shot");
   ASSERT_TRUE(one.ok()) << one.status().message();
   EXPECT_EQ(one->start, 0.03);
   EXPECT_EQ(one->max, 0.09);
@@ -363,7 +359,7 @@ TEST(VarDefense, OneShotPresetIsTheSinglePurificationSchedule) {
   EXPECT_EQ(one->alpha, 1000);
   EXPECT_TRUE(one->standardize);  // the score stays the defaults'
   EXPECT_EQ(one->final_epochs, 10);
-  auto over = read("preset=one-shot,alpha=300");
+  auto over = read_options("preset=one-shot,alpha=300");
   ASSERT_TRUE(over.ok());
   EXPECT_EQ(over->alpha, 300);
   EXPECT_EQ(over->max, 0.09);

@@ -17,6 +17,21 @@ namespace {
 
 const std::string kKey = "a shared key of thirty-two bytes";
 
+// A DEALER connected to a ROUTER on loopback TCP (the server's side).
+struct Loopback {
+  explicit Loopback(const std::string& routing_id = "") {
+    router.set(zmq::sockopt::linger, 0);
+    router.set(zmq::sockopt::rcvtimeo, 10000);
+    router.bind("tcp://127.0.0.1:*");
+    dealer.set(zmq::sockopt::linger, 0);
+    if (!routing_id.empty()) dealer.set(zmq::sockopt::routing_id, routing_id);
+    dealer.connect(router.get(zmq::sockopt::last_endpoint));
+  }
+  zmq::context_t context;
+  zmq::socket_t router{context, zmq::socket_type::router};
+  zmq::socket_t dealer{context, zmq::socket_type::dealer};
+};
+
 std::string to_hex(const std::string& bytes) {
   static const char kDigits[] = "0123456789abcdef";
   std::string hex;
@@ -116,14 +131,9 @@ TEST(WireTest, SignedFramesCrossDealerToRouter) {
   Result<std::string> tag = sign_parts(parts, kKey);
   ASSERT_TRUE(tag.ok());
 
-  zmq::context_t context;
-  zmq::socket_t router(context, zmq::socket_type::router);
-  router.set(zmq::sockopt::linger, 0);
-  router.set(zmq::sockopt::rcvtimeo, 10000);
-  router.bind("tcp://127.0.0.1:*");
-  zmq::socket_t dealer(context, zmq::socket_type::dealer);
-  dealer.set(zmq::sockopt::linger, 0);
-  dealer.connect(router.get(zmq::sockopt::last_endpoint));
+  Loopback net;
+  zmq::socket_t& router = net.router;
+  zmq::socket_t& dealer = net.dealer;
   for (zmq::message_t& f : frames.value()) {
     ASSERT_TRUE(dealer.send(f, zmq::send_flags::sndmore));
   }
@@ -159,16 +169,9 @@ TEST(WireTest, SignedUpdateCrossesDealerToRouter) {
   Result<std::string> tag = sign(payload.value(), kKey);
   ASSERT_TRUE(tag.ok());
 
-  zmq::context_t context;
-  zmq::socket_t router(context, zmq::socket_type::router);
-  router.set(zmq::sockopt::linger, 0);
-  router.set(zmq::sockopt::rcvtimeo, 10000);
-  router.bind("tcp://127.0.0.1:*");
-  const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
-  zmq::socket_t dealer(context, zmq::socket_type::dealer);
-  dealer.set(zmq::sockopt::linger, 0);
-  dealer.set(zmq::sockopt::routing_id, "client-7");
-  dealer.connect(endpoint);
+  Loopback net("client-7");
+  zmq::socket_t& router = net.router;
+  zmq::socket_t& dealer = net.dealer;
   ASSERT_TRUE(dealer.send(zmq::buffer(payload.value()), zmq::send_flags::sndmore));
   ASSERT_TRUE(dealer.send(zmq::buffer(tag.value()), zmq::send_flags::none));
 
@@ -196,14 +199,9 @@ TEST(WireTest, SignedUpdateCrossesDealerToRouter) {
 // carries, so a join signed with client-2's key and claiming client-1 fails,
 // and the same join claiming client-2 passes.
 TEST(WireTest, ServerVerifiesUnderTheKeyOfTheClaimedClient) {
-  zmq::context_t context;
-  zmq::socket_t router(context, zmq::socket_type::router);
-  router.set(zmq::sockopt::linger, 0);
-  router.set(zmq::sockopt::rcvtimeo, 10000);
-  router.bind("tcp://127.0.0.1:*");
-  zmq::socket_t dealer(context, zmq::socket_type::dealer);
-  dealer.set(zmq::sockopt::linger, 0);
-  dealer.connect(router.get(zmq::sockopt::last_endpoint));
+  Loopback net;
+  zmq::socket_t& router = net.router;
+  zmq::socket_t& dealer = net.dealer;
   const KeyForClient key_for = [](std::string_view id) {
     return derive_client_key(kKey, id);
   };
