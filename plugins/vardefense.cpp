@@ -197,8 +197,9 @@ Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
     o.max = 0.09;
     o.steps = 3;
     o.step_epochs = 0;
+    o.final_epochs = 0;
     o.recalibrate = true;
-    o.lr = 0.01;
+    o.lr = 0.01;  // for final_epochs > 0
     o.alpha = 1000;
   }
   o.layers = r.get("layers", o.layers, 1, 8);

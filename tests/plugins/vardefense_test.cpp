@@ -345,8 +345,8 @@ TEST(VarDefense, FederatedPresetIsTheHookRecipeAndOptionsOverrideIt) {
 }
 
 // preset=one-shot is the schedule measured for one purification of a
-// well-trained model: three thresholds without epochs between them,
-// statistics re-estimated, a gentler lr and L1; options still override it.
+// well-trained model: three thresholds, statistics re-estimated, no training
+// (a gentler lr and L1 should final_epochs be given); options override it.
 TEST(VarDefense, OneShotPresetIsTheSinglePurificationSchedule) {
   auto one = read_options("preset=one-shot");
   ASSERT_TRUE(one.ok()) << one.status().message();
@@ -358,11 +358,35 @@ TEST(VarDefense, OneShotPresetIsTheSinglePurificationSchedule) {
   EXPECT_EQ(one->lr, 0.01);
   EXPECT_EQ(one->alpha, 1000);
   EXPECT_TRUE(one->standardize);  // the score stays the defaults'
-  EXPECT_EQ(one->final_epochs, 10);
-  auto over = read_options("preset=one-shot,alpha=300");
+  EXPECT_EQ(one->final_epochs, 0);
+  auto over = read_options("preset=one-shot,final_epochs=5");
   ASSERT_TRUE(over.ok());
-  EXPECT_EQ(over->alpha, 300);
+  EXPECT_EQ(over->final_epochs, 5);
   EXPECT_EQ(over->max, 0.09);
+}
+
+// preset=one-shot trains no weight: every conv filter of a width-16 model is
+// either as it was or zero (purified), and it purifies at most 9 % of each
+// purified layer.
+TEST(VarDefense, OneShotPresetPurifiesWithoutTraining) {
+  torch::manual_seed(0);
+  ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 16});
+  std::vector<torch::Tensor> before;
+  for (const auto& layer : model->conv_layers())
+    before.push_back(layer.conv->weight.clone());
+  auto ctx = testing::random_context(40);
+  auto report = run_defense("vardefense:preset=one-shot", model, ctx);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  EXPECT_GT((*report)["pruned_total"].get<int>(), 0);
+  const auto convs = model->conv_layers();
+  for (size_t i = 0; i < convs.size(); ++i) {
+    const auto w = convs[i].conv->weight.detach().flatten(1);
+    const auto zero = (w == 0).all(1);
+    const auto same = (w == before[i].flatten(1)).all(1);
+    EXPECT_TRUE((zero | same).all().item<bool>()) << convs[i].name;
+    EXPECT_LE(zero.sum().item<int64_t>(), static_cast<int64_t>(0.09 * w.size(0)))
+        << convs[i].name;
+  }
 }
 
 // final_recalibrate=1 leaves the BatchNorm statistics of the final weights
