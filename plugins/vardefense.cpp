@@ -188,8 +188,6 @@ Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   OptionReader r("vardefense", options);
   o.preset = r.choice("preset", o.preset, {"none", "federated", "one-shot"});
   if (o.preset == "federated") {  // the defaults the options below start from
-    o.standardize = false;
-    o.max = 0.3;
     o.restore_norms = true;
     o.final_epochs = 20;
   } else if (o.preset == "one-shot") {

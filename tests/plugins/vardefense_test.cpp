@@ -322,14 +322,15 @@ TEST(VarDefense, FederatedPresetIsTheHookRecipeAndOptionsOverrideIt) {
   auto fed = read_options("preset=federated");
   ASSERT_TRUE(fed.ok()) << fed.status().message();
   EXPECT_EQ(fed->preset, "federated");
-  EXPECT_FALSE(fed->standardize);
-  EXPECT_EQ(fed->max, 0.3);
+  EXPECT_TRUE(fed->standardize);  // the defaults' score and share
+  EXPECT_EQ(fed->max, 0.15);
   EXPECT_TRUE(fed->restore_norms);
   EXPECT_EQ(fed->final_epochs, 20);
   auto plain = read_options("");
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(plain->preset, "none");
   EXPECT_TRUE(plain->standardize);
+  EXPECT_FALSE(plain->restore_norms);
   EXPECT_EQ(plain->final_epochs, 10);
   auto over = read_options("preset=federated,max=0.2,final_epochs=5");
   ASSERT_TRUE(over.ok());
