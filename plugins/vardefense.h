@@ -132,7 +132,11 @@
 //    Not the default: at width 8 9 % of a layer is 0-1 channels, and the
 //    federated hook needs the training (the attackers plant again each round);
 //  * a channel with zero clean variance (dead: e.g. purified in an earlier
-//    federated round) is purified at the first step, whatever tau;
+//    federated round) is purified at the first step, whatever tau. As the
+//    hook, that fixes the purified set in round 1: the dead channels fill
+//    each layer's share every round after, and the same hook purifying
+//    nothing (max_fraction=0) held the backdoor down as well (docs/,
+//    session 9): there Eq. 1's training does the work;
 //  * purified channels are zeroed (conv filter, BN weight and bias) and kept
 //    at zero, so the result is a plain ResNet18 (channel_mask.h);
 //  * acc_budget=P (auto-alpha, the search of 4.3.1 done for the user): alpha
