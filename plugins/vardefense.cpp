@@ -173,6 +173,7 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
   tune_s += seconds_since(t0);
   nlohmann::json scales;
   if (o.restore_norms) scales = restore_filter_norms(convs, indices, norms_before);
+  if (o.revive) mask.revive(convs, ctx.seed);
   return nlohmann::json{{"alpha", alpha},
                         {"steps", steps},
                         {"norm_scale", scales},
@@ -217,6 +218,7 @@ Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   o.original_bn = r.get("original_bn", o.original_bn ? 1 : 0, 0, 1) == 1;
   o.standardize = r.get("standardize", o.standardize ? 1 : 0, 0, 1) == 1;
   o.restore_norms = r.get("restore_norms", o.restore_norms ? 1 : 0, 0, 1) == 1;
+  o.revive = r.get("revive", o.revive ? 1 : 0, 0, 1) == 1;
   o.batch_size = r.get("batch_size", static_cast<int>(o.batch_size), 1, 65536);
   o.cosine = r.get("cosine", o.cosine ? 1 : 0, 0, 1) == 1;
   o.distill = r.get("distill", o.distill, 0.0, 1.0);
@@ -294,6 +296,7 @@ Result<nlohmann::json> VarDefense::apply(ResNet18& model, const DefenseContext& 
                        {"original_bn", o.original_bn},
                        {"standardize", o.standardize},
                        {"restore_norms", o.restore_norms},
+                       {"revive", o.revive},
                        {"distill", o.distill},
                        {"temperature", o.temperature},
                        {"quantile", o.threshold == ThresholdMode::kQuantile},

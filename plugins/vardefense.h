@@ -189,6 +189,7 @@ struct VarDefenseOptions {
   bool original_bn = true;     // measure through the BN statistics the model came with
   bool standardize = true;     // score the standardized conv output (see above)
   bool restore_norms = false;  // give filters back their norm at the end (see above)
+  bool revive = false;         // purified channels not dead to the next round (see above)
   int64_t batch_size = 128;
   bool cosine = true;      // anneal lr to 0 over the final epochs
   double distill = 0;      // share of distillation in the CE term, [0, 1]
