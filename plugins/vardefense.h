@@ -137,6 +137,12 @@
 //    each layer's share every round after, and the same hook purifying
 //    nothing (max_fraction=0) held the backdoor down as well (docs/,
 //    session 9): there Eq. 1's training does the work;
+//  * revive=1 (session 10): at the end, every purified channel gets a fresh
+//    random filter behind a zero output (ChannelMask::revive: the same
+//    predictions), so the clients' next round can grow it back and the next
+//    hook scores it like any other channel: with it the purified set
+//    changes every round (3-21 of 64 channels at width 8), the score acts on
+//    every aggregate instead of round 1's only;
 //  * purified channels are zeroed (conv filter, BN weight and bias) and kept
 //    at zero, so the result is a plain ResNet18 (channel_mask.h);
 //  * acc_budget=P (auto-alpha, the search of 4.3.1 done for the user): alpha
