@@ -43,6 +43,25 @@ torch::Tensor distillation_loss(const torch::Tensor& logits, ResNet18& teacher,
          F::kl_div(log_p, target, F::KLDivFuncOptions().reduction(torch::kBatchMean));
 }
 
+torch::Tensor augment_batch(const torch::Tensor& images, at::Generator& gen) {
+  constexpr int64_t kPad = 2;
+  const int64_t n = images.size(0), h = images.size(2), w = images.size(3);
+  auto padded = torch::constant_pad_nd(images, {kPad, kPad, kPad, kPad}, 0);
+  auto shifts = torch::randint(0, 2 * kPad + 1, {n, 2}, gen, torch::kLong);
+  auto flips = torch::rand({n}, gen) < 0.5;
+  auto shift = shifts.accessor<int64_t, 2>();
+  auto flip = flips.accessor<bool, 1>();
+  std::vector<torch::Tensor> out;
+  out.reserve(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    auto crop = padded[i]
+                    .slice(1, shift[i][0], shift[i][0] + h)
+                    .slice(2, shift[i][1], shift[i][1] + w);
+    out.push_back(flip[i] ? crop.flip({2}) : crop);
+  }
+  return torch::stack(out);
+}
+
 Status fine_tune(ResNet18& model, const Dataset& data, const DefenseContext& ctx,
                  const FineTuneOptions& opts, const LossFn& loss,
                  const std::function<void()>& after_step) {
@@ -60,8 +79,9 @@ Status fine_tune(ResNet18& model, const Dataset& data, const DefenseContext& ctx
     auto order = torch::randperm(data.size(), gen, torch::kLong);
     for (int64_t begin = 0; begin < data.size(); begin += opts.batch_size) {
       auto idx = order.slice(0, begin, std::min(begin + opts.batch_size, data.size()));
-      auto x = normalize(to_unit_float(data.images.index_select(0, idx), ctx.device),
-                         ctx.normalization);
+      auto unit = to_unit_float(data.images.index_select(0, idx), ctx.device);
+      if (opts.augment) unit = augment_batch(unit, gen);
+      auto x = normalize(unit, ctx.normalization);
       auto y = data.labels.index_select(0, idx).to(ctx.device);
       if (opts.cosine) set_lr(sgd, cosine_lr(opts.lr, step, steps));
       ++step;

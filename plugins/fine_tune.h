@@ -29,7 +29,15 @@ struct FineTuneOptions {
   // BackdoorBench's fine-tuning does). On 900 clean images a constant lr
   // 0.01 for 15 epochs cost 3.8 ACC points; annealed, 1.1 (docs/vardefense-results.md).
   bool cosine = false;
+  // Each image randomly shifted by up to 2 pixels (zero padding, cropped
+  // back to its size) and flipped left-right with probability 1/2, as
+  // BackdoorBench's fine-tuning augments CIFAR (4 pixels of 32): the few
+  // clean images go further (docs/federation-results.md, session 10).
+  bool augment = false;
 };
+
+// augment's transform of a batch of unit-float images (N, C, H, W).
+torch::Tensor augment_batch(const torch::Tensor& images, at::Generator& gen);
 
 // Loss of one mini-batch: normalized images x, labels y.
 using LossFn = std::function<torch::Tensor(ResNet18& model, const torch::Tensor& x,

@@ -9,6 +9,7 @@ Result<FineTuningOptions> FineTuningOptions::from(const Options& options) {
   o.tune.lr = r.get("lr", o.tune.lr, 0.0, 10.0);
   o.tune.batch_size = r.get("batch_size", static_cast<int>(o.tune.batch_size), 1, 65536);
   o.tune.cosine = r.get("cosine", o.tune.cosine ? 1 : 0, 0, 1) == 1;
+  o.tune.augment = r.get("augment", o.tune.augment ? 1 : 0, 0, 1) == 1;
   o.recalibrate = r.get("recalibrate", o.recalibrate ? 1 : 0, 0, 1) == 1;
   o.holdout = r.get("holdout", o.holdout, 0.0, 0.9);
   FEDVAR_RETURN_IF_ERROR(r.finish());
@@ -30,6 +31,7 @@ Result<nlohmann::json> FineTuning::apply(ResNet18& model, const DefenseContext& 
   const double seconds = seconds_since(start);
   auto report = holdout_report(name(), model, split, acc_before, ctx);
   report["epochs"] = tune.epochs;
+  report["augment"] = tune.augment;
   report["pruned"] = nlohmann::json::object();
   report["seconds"] = {{"fine_tune", seconds}, {"total", seconds}};
   return report;

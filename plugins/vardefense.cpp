@@ -122,6 +122,7 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
     return total;
   };
   FineTuneOptions ft{o.step_epochs, o.lr, 0.9, 5e-4, o.batch_size, ctx.seed};
+  ft.augment = o.augment;
   StatOptions stat{
       o.standardize ? ChannelStat::kStandardizedVariance : ChannelStat::kVariance,
       o.momentum, o.batch_size};
@@ -219,6 +220,7 @@ Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   o.standardize = r.get("standardize", o.standardize ? 1 : 0, 0, 1) == 1;
   o.restore_norms = r.get("restore_norms", o.restore_norms ? 1 : 0, 0, 1) == 1;
   o.revive = r.get("revive", o.revive ? 1 : 0, 0, 1) == 1;
+  o.augment = r.get("augment", o.augment ? 1 : 0, 0, 1) == 1;
   o.batch_size = r.get("batch_size", static_cast<int>(o.batch_size), 1, 65536);
   o.cosine = r.get("cosine", o.cosine ? 1 : 0, 0, 1) == 1;
   o.distill = r.get("distill", o.distill, 0.0, 1.0);
@@ -297,6 +299,7 @@ Result<nlohmann::json> VarDefense::apply(ResNet18& model, const DefenseContext& 
                        {"standardize", o.standardize},
                        {"restore_norms", o.restore_norms},
                        {"revive", o.revive},
+                       {"augment", o.augment},
                        {"distill", o.distill},
                        {"temperature", o.temperature},
                        {"quantile", o.threshold == ThresholdMode::kQuantile},

@@ -196,6 +196,7 @@ struct VarDefenseOptions {
   bool standardize = true;     // score the standardized conv output (see above)
   bool restore_norms = false;  // give filters back their norm at the end (see above)
   bool revive = false;         // purified channels not dead to the next round (see above)
+  bool augment = false;  // shift and flip the clean images when fine-tuning (fine_tune.h)
   int64_t batch_size = 128;
   bool cosine = true;      // anneal lr to 0 over the final epochs
   double distill = 0;      // share of distillation in the CE term, [0, 1]

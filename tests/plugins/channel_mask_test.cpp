@@ -76,8 +76,10 @@ TEST(ChannelMask, ReviveKeepsTheFunctionAndGivesTheChannelBackItsGradient) {
   EXPECT_EQ(mask.total(), 2 * channels.size());  // still purified as far as the hook goes
 
   auto x = torch::randn({6, 1, 28, 28});
-  EXPECT_TRUE(torch::allclose(outputs(model, x, false), outputs(dead, x, false), 1e-5, 1e-6));
-  EXPECT_TRUE(torch::allclose(outputs(model, x, true), outputs(dead, x, true), 1e-5, 1e-6));
+  EXPECT_TRUE(
+      torch::allclose(outputs(model, x, false), outputs(dead, x, false), 1e-5, 1e-6));
+  EXPECT_TRUE(
+      torch::allclose(outputs(model, x, true), outputs(dead, x, true), 1e-5, 1e-6));
 
   auto y = torch::randint(0, 10, {6});
   for (ResNet18* m : {&model, &dead}) {
@@ -122,8 +124,8 @@ TEST(ChannelMask, VarDefenseReviveChangesNoPredictionAndLeavesNoDeadChannel) {
 
   torch::manual_seed(3);
   auto x = torch::randn({8, 1, 28, 28});
-  EXPECT_TRUE(torch::allclose(outputs(dead, x, false), outputs(revived, x, false), 1e-5,
-                              1e-6));
+  EXPECT_TRUE(
+      torch::allclose(outputs(dead, x, false), outputs(revived, x, false), 1e-5, 1e-6));
 
   train_steps(dead, 3);
   train_steps(revived, 3);
