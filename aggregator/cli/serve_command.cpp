@@ -51,6 +51,8 @@ std::set<std::string> split_ids(const std::string& text) {
 Result<ResNet18> initial_model(const ServeArgs& a, const Dataset& clean) {
   if (!a.init.empty()) {
     FEDVAR_ASSIGN_OR_RETURN(auto loaded, load_resnet(a.init));
+    spdlog::info("serve: initial global model from {} (width {})", a.init,
+                 loaded.model->options().width);
     return loaded.model;
   }
   torch::manual_seed(a.server.seed);

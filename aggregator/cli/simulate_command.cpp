@@ -57,6 +57,7 @@ struct SimulateArgs {
   double round_timeout = 600;
   uint64_t seed = 0;
   std::string device = "auto";
+  std::string init;  // every run starts from this model ("" = a fresh seeded one)
 };
 
 // One federation: a label, whether attackers take part, and its hooks.
@@ -162,6 +163,7 @@ std::vector<std::string> server_argv(const SimulateArgs& a, const RunPlan& run,
                                    "--seed",
                                    std::to_string(a.seed)};
   if (!malicious.empty()) argv.insert(argv.end(), {"--malicious", malicious});
+  if (!a.init.empty()) argv.insert(argv.end(), {"--init", a.init});
   if (!run.hook.empty()) {
     argv.insert(argv.end(), {"--hook", run.hook, "--hook-rounds", a.hook_rounds});
   }
@@ -339,6 +341,10 @@ void register_simulate(CLI::App& app, Commands& commands) {
       ->check(CLI::Range(1, 65536));
   cmd->add_option("--round-timeout", a->round_timeout, "Seconds to wait for updates");
   cmd->add_option("--seed", a->seed, "Seed of the whole simulation");
+  cmd->add_option(
+         "--init", a->init,
+         "Start every run from this model (.safetensors; e.g. a run's checkpoint)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--device", a->device,
                   "Device of the server and the clients: auto, cpu, cuda");
   cmd->callback([a, &commands] {

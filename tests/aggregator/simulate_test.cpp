@@ -86,6 +86,25 @@ TEST(SimulateTest, PoolOverlappingTheServersCleanSetIsRejected) {
       << r.output;
 }
 
+TEST(SimulateTest, StartsFromAGivenCheckpoint) {
+  TempDir dir;
+  auto r = run_command(tiny_simulation(dir, 1) + " 2>" + dir.file("err"));
+  ASSERT_EQ(r.exit_code, 0) << read_file(dir.file("err")).value();
+  const std::string checkpoint = dir.file("first.safetensors");
+  std::filesystem::rename(dir.file("sim/fine-tuning-epochs1.safetensors"), checkpoint);
+  r = run_command(tiny_simulation(dir, 1) + " --init " + checkpoint + " 2>" +
+                  dir.file("err"));
+  ASSERT_EQ(r.exit_code, 0) << read_file(dir.file("err")).value();
+  EXPECT_NE(
+      read_file(dir.file("err")).value().find("initial global model from " + checkpoint),
+      std::string::npos)
+      << read_file(dir.file("err")).value();
+  r = run_command(tiny_simulation(dir, 1) + " --init " + dir.file("missing.safetensors") +
+                  " 2>&1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("missing.safetensors"), std::string::npos) << r.output;
+}
+
 TEST(SimulateTest, InterruptStopsEveryProcessItStarted) {
   TempDir dir;
   const std::string pid_file = dir.file("pid");
