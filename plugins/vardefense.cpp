@@ -66,6 +66,17 @@ std::vector<int64_t> select_channels(const torch::Tensor& variance, const ConvBn
   return chosen;
 }
 
+// 1 for the floor(share x channels) channels of lowest variance, 0 for the
+// others (purified channels have variance 0 and come first; the mask keeps
+// their filters at zero whatever the L1 does).
+torch::Tensor low_variance_filters(const torch::Tensor& variance, double share) {
+  const int64_t channels = variance.size(0);
+  const auto count = static_cast<int64_t>(std::floor(share * channels));
+  auto chosen = torch::zeros({channels});
+  if (count > 0) chosen.index_fill_(0, variance.cpu().argsort().slice(0, 0, count), 1.0);
+  return chosen;
+}
+
 // Per output channel, the L2 norm of each conv's filter.
 std::vector<torch::Tensor> filter_norms(std::vector<ConvBn>& convs,
                                         const std::vector<size_t>& indices) {
@@ -111,6 +122,9 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
   const auto norms_before =
       o.restore_norms ? filter_norms(convs, indices) : std::vector<torch::Tensor>{};
   ResNet18 teacher = o.distill > 0 ? clone_model(model) : ResNet18{nullptr};
+  // l1_share < 1: per layer, 1 for the filters of the lower-variance channels
+  // the L1 acts on, 0 for the others (set at each step); empty: every filter.
+  std::vector<torch::Tensor> l1_share;
   const LossFn loss = [&](ResNet18& m, const torch::Tensor& x, const torch::Tensor& y) {
     auto logits = m->forward(x);
     auto total = torch::nn::functional::cross_entropy(logits, y);
@@ -118,7 +132,12 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
       total = (1 - o.distill) * total +
               o.distill * distillation_loss(logits, teacher, x, o.temperature);
     }
-    for (size_t i : indices) total = total + convs[i].conv->weight.abs().sum() / alpha;
+    for (size_t k = 0; k < indices.size(); ++k) {
+      const auto& w = convs[indices[k]].conv->weight;
+      total = total + (l1_share.empty() ? w.abs().sum()
+                                        : (w.abs().sum({1, 2, 3}) * l1_share[k]).sum()) /
+                          alpha;
+    }
     return total;
   };
   FineTuneOptions ft{o.step_epochs, o.lr, 0.9, 5e-4, o.batch_size, ctx.seed};
@@ -154,6 +173,13 @@ Result<nlohmann::json> purify(ResNet18& model, const Dataset& tune,
       auto chosen = select_channels(variances[k], layer, mask, tau, o);
       mask.purify(layer, chosen);
       step["purified"][layer.name] = chosen.size();
+    }
+    if (o.l1_share < 1) {
+      l1_share.clear();
+      for (size_t k = 0; k < indices.size(); ++k) {
+        l1_share.push_back(low_variance_filters(variances[k], o.l1_share).to(ctx.device));
+        step["l1_filters"][convs[indices[k]].name] = l1_share.back().sum().item<double>();
+      }
     }
     t0 = Clock::now();
     FEDVAR_RETURN_IF_ERROR(fine_tune(model, tune, ctx, ft, loss, [&] { mask.apply(); }));
@@ -221,6 +247,7 @@ Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
   o.restore_norms = r.get("restore_norms", o.restore_norms ? 1 : 0, 0, 1) == 1;
   o.revive = r.get("revive", o.revive ? 1 : 0, 0, 1) == 1;
   o.augment = r.get("augment", o.augment ? 1 : 0, 0, 1) == 1;
+  o.l1_share = r.get("l1_share", o.l1_share, 0.0, 1.0);
   o.batch_size = r.get("batch_size", static_cast<int>(o.batch_size), 1, 65536);
   o.cosine = r.get("cosine", o.cosine ? 1 : 0, 0, 1) == 1;
   o.distill = r.get("distill", o.distill, 0.0, 1.0);
@@ -300,6 +327,7 @@ Result<nlohmann::json> VarDefense::apply(ResNet18& model, const DefenseContext& 
                        {"restore_norms", o.restore_norms},
                        {"revive", o.revive},
                        {"augment", o.augment},
+                       {"l1_share", o.l1_share},
                        {"distill", o.distill},
                        {"temperature", o.temperature},
                        {"quantile", o.threshold == ThresholdMode::kQuantile},

@@ -297,6 +297,37 @@ TEST(VarDefense, RestoreNormsKeepsFilterNormsAndPredictions) {
   EXPECT_TRUE(torch::allclose(shrunk->forward(x), restored->forward(x), 1e-3, 1e-4));
 }
 
+// l1_share=0.5: Eq. 1's L1 shrinks only the filters of the lower-variance
+// half of each purified layer; with l1_share=1 (the paper) every filter.
+TEST(VarDefense, L1ShareLimitsTheL1ToTheLowVarianceFilters) {
+  auto shrunk_filters = [](double share) {
+    torch::manual_seed(0);
+    ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
+    auto ctx = testing::random_context(40);
+    recalibrate_batchnorm(model, ctx.clean, ctx, 16);
+    const auto last = model->conv_layers().size() - 1;  // layer4.1.conv2
+    auto norms = [&] {
+      return model->conv_layers()[last].conv->weight.detach().flatten(1).norm(2, 1);
+    };
+    const auto before = norms();
+    auto report = run_defense(
+        "vardefense:layers=1,steps=1,start=0,max=0,final_epochs=2,batch_size=16,"
+        "holdout=0.25,alpha=1,l1_share=" +
+            std::to_string(share),
+        model, ctx);
+    EXPECT_TRUE(report.ok()) << report.status().message();
+    EXPECT_EQ((*report)["pruned_total"].get<int64_t>(), 0);
+    if (share < 1) {
+      EXPECT_EQ((*report)["steps"][0]["l1_filters"]["layer4.1.conv2"].get<double>(),
+                std::floor(share * 32));
+    }
+    return (norms() < 0.9 * before).sum().item<int64_t>();
+  };
+  EXPECT_EQ(shrunk_filters(1.0), 32);
+  EXPECT_EQ(shrunk_filters(0.5), 16);
+  EXPECT_EQ(shrunk_filters(0.0), 0);
+}
+
 // How far a defense run moves the stem conv's weights (largest change) on a
 // width-4 model and random data: the stem is never purified, so this tells
 // whether any fine-tuning epoch ran at a non-zero lr.
