@@ -204,8 +204,7 @@ struct VarDefenseOptions {
   bool restore_norms = false;  // give filters back their norm at the end (see above)
   bool revive = false;         // purified channels not dead to the next round (see above)
   bool augment = false;  // shift and flip the clean images when fine-tuning (fine_tune.h)
-  double l1_share =
-      1;  // Eq. 1's L1 on the filters of this lowest-variance share (see above)
+  double l1_share = 1;   // L1 only on this lowest-variance share of filters (see above)
   int64_t batch_size = 128;
   bool cosine = true;      // anneal lr to 0 over the final epochs
   double distill = 0;      // share of distillation in the CE term, [0, 1]
