@@ -17,8 +17,12 @@ Status FedAvg::add(const StateDict& update, int64_t num_samples) {
   FEDVAR_RETURN_IF_ERROR(check_same_layout(update, reference_));
   const double weight = static_cast<double>(num_samples);
   torch::NoGradGuard no_grad;
-  for (auto& [name, sum] : sums_) {
-    sum.add_(update.at(name).to(torch::kCPU, torch::kFloat64), weight);
+  try {
+    for (auto& [name, sum] : sums_) {
+      sum.add_(update.at(name).to(torch::kCPU, torch::kFloat64), weight);
+    }
+  } catch (const std::exception& e) {
+    return status_from_exception("fedavg", e);
   }
   ++updates_;
   total_weight_ += num_samples;
@@ -29,11 +33,15 @@ Result<StateDict> FedAvg::result() const {
   if (updates_ == 0) return Status::FailedPrecondition("no update to average");
   StateDict mean;
   const double total = static_cast<double>(total_weight_);
-  for (const auto& [name, sum] : sums_) {
-    torch::Tensor m = sum / total;
-    const auto dtype = reference_.at(name).scalar_type();
-    if (!at::isFloatingType(dtype)) m = m.round();
-    mean[name] = m.to(dtype);
+  try {
+    for (const auto& [name, sum] : sums_) {
+      torch::Tensor m = sum / total;
+      const auto dtype = reference_.at(name).scalar_type();
+      if (!at::isFloatingType(dtype)) m = m.round();
+      mean[name] = m.to(dtype);
+    }
+  } catch (const std::exception& e) {
+    return status_from_exception("fedavg", e);
   }
   return mean;
 }

@@ -18,19 +18,21 @@ std::string pieces_text(const nlohmann::json& pieces) {
 
 }  // namespace
 
-nlohmann::json evaluate_global(ResNet18& model, const EvalSpec& spec) {
-  nlohmann::json out = {{"acc", accuracy_percent(model, spec.test, spec.options)},
-                        {"asr", nullptr},
-                        {"asr_pieces", nlohmann::json::array()}};
+Result<nlohmann::json> evaluate_global(ResNet18& model, const EvalSpec& spec) {
+  nlohmann::json out = {{"asr", nullptr}, {"asr_pieces", nlohmann::json::array()}};
+  FEDVAR_ASSIGN_OR_RETURN(out["acc"], accuracy_percent(model, spec.test, spec.options));
   if (!spec.trigger) return out;
-  out["asr"] =
-      attack_success_percent(model, spec.test, *spec.trigger, spec.target, spec.options);
+  FEDVAR_ASSIGN_OR_RETURN(out["asr"], attack_success_percent(model, spec.test, *spec.trigger,
+                                                             spec.target, spec.options));
   // ASR's reference: clean images the model sends to the target anyway.
-  out["clean_to_target"] =
-      clean_to_target_percent(model, spec.test, spec.target, spec.options);
+  FEDVAR_ASSIGN_OR_RETURN(out["clean_to_target"], clean_to_target_percent(
+                                                      model, spec.test, spec.target,
+                                                      spec.options));
   for (const TriggerSpec& piece : dba_pieces(*spec.trigger)) {
-    out["asr_pieces"].push_back(
+    FEDVAR_ASSIGN_OR_RETURN(
+        const double asr,
         attack_success_percent(model, spec.test, piece, spec.target, spec.options));
+    out["asr_pieces"].push_back(asr);
   }
   return out;
 }
@@ -71,7 +73,7 @@ Status RoundPipeline::record(const RoundOutcome& outcome, ResNet18& model) {
   if (hook_reports.is_null()) hook_reports = nlohmann::json::array();
   const double hook_s = outcome.hook_s;
   const auto eval_start = Clock::now();
-  nlohmann::json line = evaluate_global(model, eval_);
+  FEDVAR_ASSIGN_OR_RETURN(nlohmann::json line, evaluate_global(model, eval_));
   const double eval_s = seconds_since(eval_start);
 
   int malicious_selected = 0;

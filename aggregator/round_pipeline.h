@@ -33,8 +33,9 @@ struct EvalSpec {
 
 // {"acc", "asr" (null without a trigger), "asr_pieces" (one per DBA piece,
 // empty otherwise), "clean_to_target" (with a trigger: the share of clean
-// non-target images sent to the target, ASR's floor)}, in percent.
-nlohmann::json evaluate_global(ResNet18& model, const EvalSpec& spec);
+// non-target images sent to the target, ASR's floor)}, in percent. A libtorch
+// error is kInternal.
+Result<nlohmann::json> evaluate_global(ResNet18& model, const EvalSpec& spec);
 
 struct PipelineOptions {
   std::string run;              // label of the run in every metrics line

@@ -1,7 +1,6 @@
 #include "aggregator/server.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <optional>
@@ -10,6 +9,7 @@
 
 #include "core/log.h"
 #include "core/model_io.h"
+#include "core/stop.h"
 #include "core/stopwatch.h"
 #include "protocol/auth.h"
 #include "protocol/channel.h"
@@ -17,7 +17,6 @@
 namespace fedvar::aggregator {
 namespace {
 
-std::atomic<bool> g_stop{false};
 StateDict state_of(ResNet18& model) { return resnet_state(model).tensors; }
 
 // The round task's seed: distinct per round, reproducible from the run seed.
@@ -68,8 +67,6 @@ Server::Server(ServerOptions options, ResNet18 model)
 
 Server::~Server() = default;
 
-void Server::request_stop() { g_stop = true; }
-
 Status Server::bind() {
   FEDVAR_RETURN_IF_ERROR(check_options(options_));
   try {
@@ -93,6 +90,20 @@ std::string Server::endpoint() const {
 
 Status Server::run(const RoundCallbacks& callbacks) {
   if (!socket_) return Status::FailedPrecondition("bind() the server before run()");
+  // However the run ends (done, an error, an exception from a callback), the
+  // clients are told to stop, so that none waits for a task until its timeout.
+  struct ShutdownOnExit {
+    Server& server;
+    ~ShutdownOnExit() { server.shutdown_clients(); }
+  } shutdown{*this};
+  try {
+    return run_rounds(callbacks);
+  } catch (const std::exception& e) {
+    return status_from_exception("server", e);
+  }
+}
+
+Status Server::run_rounds(const RoundCallbacks& callbacks) {
   Status status = wait_for_clients();
   std::optional<RoundOutcome> unrecorded;
   const auto record_previous = [&]() -> Status {
@@ -113,7 +124,6 @@ Status Server::run(const RoundCallbacks& callbacks) {
     unrecorded = std::move(outcome);
   }
   if (status.ok()) status = record_previous();
-  shutdown_clients();
   return status;
 }
 
@@ -121,7 +131,7 @@ Status Server::wait_for_clients() {
   const auto start = Clock::now();
   spdlog::info("server: waiting for {} client(s)", options_.min_clients);
   while (static_cast<int>(clients_.size()) < options_.min_clients) {
-    if (g_stop) return Status::Unavailable("stopped while waiting for clients");
+    if (stop_requested()) return Status::Unavailable("stopped while waiting for clients");
     const double left = options_.join_timeout_s - seconds_since(start);
     if (left <= 0) {
       return Status::Unavailable("only " + std::to_string(clients_.size()) + " of " +
@@ -178,7 +188,7 @@ Status Server::run_round(int round, RoundOutcome& outcome,
   // Updates queue in ZeroMQ until the loop below reads them.
   if (record_previous) FEDVAR_RETURN_IF_ERROR(record_previous());
   while (!state.pending.empty()) {
-    if (g_stop)
+    if (stop_requested())
       return Status::Unavailable("stopped during round " + std::to_string(round));
     const double left = options_.round_timeout_s - seconds_since(wait_start);
     if (left <= 0) break;
@@ -209,7 +219,7 @@ Status Server::poll_once(long timeout_ms, RoundState* round_state) {
   try {
     zmq::poll(items, 1, std::chrono::milliseconds(std::max<long>(timeout_ms, 0)));
   } catch (const zmq::error_t& e) {
-    if (e.num() == EINTR) return Status::Ok();  // a signal; the caller checks g_stop
+    if (e.num() == EINTR) return Status::Ok();  // a signal; the caller checks stop_requested()
     return Status::Unavailable(std::string("poll: ") + e.what());
   }
   if (items[0].revents & ZMQ_POLLIN) handle_message(round_state);
@@ -300,7 +310,7 @@ void Server::reject(const std::string& identity, const std::string& client_id,
   if (!sent.ok()) spdlog::warn("server: could not send the reject: {}", sent.message());
 }
 
-void Server::shutdown_clients() {
+void Server::shutdown_clients() noexcept {
   if (!socket_) return;
   for (const auto& [id, client] : clients_) {
     (void)protocol::send_message(*socket_, protocol::Shutdown{}, client->key,

@@ -72,16 +72,15 @@ class Server {
   // The bound endpoint (with the real port when the option said *).
   std::string endpoint() const;
 
-  // Runs every round, then tells all clients to shut down. kUnavailable when
-  // too few clients join in time; a callback error is returned as is.
+  // Runs every round, then tells all joined clients to shut down (also when
+  // it fails). kUnavailable when too few clients join in time; a callback
+  // error is returned as is, a callback's exception as kInternal.
   Status run(const RoundCallbacks& callbacks);
-
-  // Makes run() stop after the current poll (async-signal-safe).
-  static void request_stop();
 
  private:
   struct Client;
   struct RoundState;
+  Status run_rounds(const RoundCallbacks& callbacks);
   Status wait_for_clients();
   // `record_previous` (may be empty) runs right after the broadcast.
   Status run_round(int round, RoundOutcome& outcome,
@@ -95,7 +94,7 @@ class Server {
               const std::string& reason);
   void handle_update(const std::string& identity, const protocol::Update& update,
                      RoundState* round_state);
-  void shutdown_clients();
+  void shutdown_clients() noexcept;
 
   ServerOptions options_;
   ResNet18 model_;

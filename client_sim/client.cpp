@@ -1,10 +1,10 @@
 #include "client_sim/client.h"
 
-#include <atomic>
 #include <chrono>
 #include <zmq.hpp>
 
 #include "core/log.h"
+#include "core/stop.h"
 #include "core/model_io.h"
 #include "core/trainer.h"
 #include "protocol/channel.h"
@@ -12,7 +12,6 @@
 namespace fedvar::client_sim {
 namespace {
 
-std::atomic<bool> g_stop{false};
 using Clock = std::chrono::steady_clock;
 
 // FNV-1a: a stable hash of the client id, so that clients given the same
@@ -45,14 +44,15 @@ class Client {
     opts.seed = task.config.seed ^ stable_hash(options_.client_id) ^ options_.seed;
     opts.normalization = options_.normalization;
     opts.device = options_.device;
-    std::optional<PoisonOptions> poison;
+    TrainHooks hooks;
     const bool attacking =
         options_.attack && options_.attack->rounds.contains(task.round);
     if (attacking) {
-      poison = PoisonOptions{options_.attack->trigger, options_.attack->target,
-                             options_.attack->ratio};
+      hooks.transform = poison_transform({options_.attack->trigger, options_.attack->target,
+                                          options_.attack->ratio},
+                                         opts.seed);
     }
-    FEDVAR_ASSIGN_OR_RETURN(auto history, train_model(model_, shard_, opts, poison));
+    FEDVAR_ASSIGN_OR_RETURN(auto history, train_model(model_, shard_, opts, hooks));
     const EpochStats& last = history.back();
     spdlog::info("{} round {}: loss {:.4f} train acc {:.1f}% {}({:.1f}s)",
                  options_.client_id, task.round, last.loss, last.train_acc,
@@ -74,7 +74,6 @@ class Client {
 
 }  // namespace
 
-void request_client_stop() { g_stop = true; }
 
 Status run_client(const ClientOptions& options, const Dataset& shard) {
   if (options.key.empty()) return Status::InvalidArgument("an HMAC key is required");
@@ -94,7 +93,7 @@ Status run_client(const ClientOptions& options, const Dataset& shard) {
                shard.size());
   Client client(options, shard);
   auto last_heard = Clock::now();
-  while (!g_stop) {
+  while (!stop_requested()) {
     zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}};
     try {
       zmq::poll(items, 1, std::chrono::milliseconds(500));

@@ -30,7 +30,4 @@ struct ClientOptions {
 // task's model does not fit the shard (channels) or a training error occurs.
 Status run_client(const ClientOptions& options, const Dataset& shard);
 
-// Makes run_client() return after its current poll (async-signal-safe).
-void request_client_stop();
-
 }  // namespace fedvar::client_sim

@@ -3,9 +3,10 @@
 #include <torch/torch.h>
 
 namespace fedvar {
+namespace {
 
-torch::Tensor predict(ResNet18& model, const Dataset& data, const EvalOptions& opts,
-                      const TriggerSpec* trigger) {
+torch::Tensor predict_or_throw(ResNet18& model, const Dataset& data,
+                               const EvalOptions& opts, const TriggerSpec* trigger) {
   torch::NoGradGuard no_grad;
   model->eval();
   model->to(opts.device);
@@ -21,13 +22,12 @@ torch::Tensor predict(ResNet18& model, const Dataset& data, const EvalOptions& o
   return torch::cat(predictions).to(torch::kCPU);
 }
 
-double accuracy_percent(ResNet18& model, const Dataset& data, const EvalOptions& opts) {
+double accuracy_or_throw(ResNet18& model, const Dataset& data, const EvalOptions& opts) {
   if (data.size() == 0) return 0.0;
-  auto correct = predict(model, data, opts).eq(data.labels).sum().item<int64_t>();
+  auto correct =
+      predict_or_throw(model, data, opts, nullptr).eq(data.labels).sum().item<int64_t>();
   return 100.0 * static_cast<double>(correct) / static_cast<double>(data.size());
 }
-
-namespace {
 
 // Share of the non-target images sent to `target`, trigger stamped if given.
 double target_rate_percent(ResNet18& model, const Dataset& data,
@@ -36,21 +36,42 @@ double target_rate_percent(ResNet18& model, const Dataset& data,
   auto keep = data.labels.ne(target).nonzero().squeeze(1);
   if (keep.numel() == 0) return 0.0;
   auto victims = data.subset(keep);
-  auto hits = predict(model, victims, opts, trigger).eq(target).sum().item<int64_t>();
+  auto hits =
+      predict_or_throw(model, victims, opts, trigger).eq(target).sum().item<int64_t>();
   return 100.0 * static_cast<double>(hits) / static_cast<double>(victims.size());
+}
+
+// f() with a libtorch exception turned into a Status.
+template <typename F>
+auto guarded(F&& f) -> Result<decltype(f())> {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return status_from_exception("evaluation", e);
+  }
 }
 
 }  // namespace
 
-double attack_success_percent(ResNet18& model, const Dataset& data,
-                              const TriggerSpec& trigger, int64_t target,
-                              const EvalOptions& opts) {
-  return target_rate_percent(model, data, &trigger, target, opts);
+Result<torch::Tensor> predict(ResNet18& model, const Dataset& data, const EvalOptions& opts,
+                              const TriggerSpec* trigger) {
+  return guarded([&] { return predict_or_throw(model, data, opts, trigger); });
 }
 
-double clean_to_target_percent(ResNet18& model, const Dataset& data, int64_t target,
-                               const EvalOptions& opts) {
-  return target_rate_percent(model, data, nullptr, target, opts);
+Result<double> accuracy_percent(ResNet18& model, const Dataset& data,
+                                const EvalOptions& opts) {
+  return guarded([&] { return accuracy_or_throw(model, data, opts); });
+}
+
+Result<double> attack_success_percent(ResNet18& model, const Dataset& data,
+                                      const TriggerSpec& trigger, int64_t target,
+                                      const EvalOptions& opts) {
+  return guarded([&] { return target_rate_percent(model, data, &trigger, target, opts); });
+}
+
+Result<double> clean_to_target_percent(ResNet18& model, const Dataset& data,
+                                       int64_t target, const EvalOptions& opts) {
+  return guarded([&] { return target_rate_percent(model, data, nullptr, target, opts); });
 }
 
 }  // namespace fedvar

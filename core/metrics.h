@@ -14,6 +14,7 @@
 #include "core/dataset.h"
 #include "core/normalization.h"
 #include "core/resnet.h"
+#include "core/status.h"
 #include "core/trigger.h"
 
 namespace fedvar {
@@ -25,16 +26,19 @@ struct EvalOptions {
   uint64_t seed = 1;  // random trigger positions
 };
 
-// Percent (0..100). The model is put in eval mode (and left there).
-double accuracy_percent(ResNet18& model, const Dataset& data, const EvalOptions& opts);
-double attack_success_percent(ResNet18& model, const Dataset& data,
-                              const TriggerSpec& trigger, int64_t target,
-                              const EvalOptions& opts);
-double clean_to_target_percent(ResNet18& model, const Dataset& data, int64_t target,
-                               const EvalOptions& opts);
+// Percent (0..100). The model is put in eval mode (and left there). A
+// libtorch error (a wrong input size, out of memory) is kInternal with its
+// message.
+Result<double> accuracy_percent(ResNet18& model, const Dataset& data,
+                                const EvalOptions& opts);
+Result<double> attack_success_percent(ResNet18& model, const Dataset& data,
+                                      const TriggerSpec& trigger, int64_t target,
+                                      const EvalOptions& opts);
+Result<double> clean_to_target_percent(ResNet18& model, const Dataset& data,
+                                       int64_t target, const EvalOptions& opts);
 
 // Predicted class of every image, with `trigger` stamped when non-null.
-torch::Tensor predict(ResNet18& model, const Dataset& data, const EvalOptions& opts,
-                      const TriggerSpec* trigger = nullptr);
+Result<torch::Tensor> predict(ResNet18& model, const Dataset& data,
+                              const EvalOptions& opts, const TriggerSpec* trigger = nullptr);
 
 }  // namespace fedvar

@@ -132,4 +132,11 @@ Status save_resnet(const std::string& path, ResNet18& model,
   return write_safetensors(path, file);
 }
 
+ResNet18 clone_model(ResNet18& model) {
+  ResNet18 copy(model->options());
+  (void)load_resnet_state(copy, resnet_state(model));  // same architecture
+  copy->to(model->parameters().front().device());
+  return copy;
+}
+
 }  // namespace fedvar

@@ -33,6 +33,10 @@ TensorFile resnet_state(ResNet18& model);
 // a wrong shape or an unexpected extra tensor is an error naming it).
 Status load_resnet_state(ResNet18& model, const TensorFile& file);
 
+// A deep copy (new weights) on the model's device, unlike copying the
+// ResNet18 holder, which shares them.
+ResNet18 clone_model(ResNet18& model);
+
 struct LoadedModel {
   ResNet18 model{nullptr};
   std::optional<Normalization> normalization;  // from the file's metadata

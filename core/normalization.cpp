@@ -1,5 +1,6 @@
 #include "core/normalization.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace fedvar {
@@ -39,6 +40,11 @@ std::string Normalization::to_string() const {
   for (size_t i = 0; i < mean.size(); ++i) out << (i ? "," : "") << mean[i];
   for (double s : std) out << "," << s;
   return out.str();
+}
+
+Normalization Normalization::none(int64_t channels) {
+  const auto n = static_cast<size_t>(std::max<int64_t>(channels, 0));
+  return Normalization{std::vector<double>(n, 0.0), std::vector<double>(n, 1.0)};
 }
 
 Normalization Normalization::estimate(const Dataset& data) {

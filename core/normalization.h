@@ -20,6 +20,9 @@ struct Normalization {
   // "0.286,0.353" (1 channel) or "m1,m2,m3,s1,s2,s3".
   static Result<Normalization> parse(const std::string& text);
   std::string to_string() const;
+  // Mean 0 and std 1 on every channel: the model sees x / 255, what a model
+  // trained on torchvision's ToTensor() output expects.
+  static Normalization none(int64_t channels);
   // Channel mean and std of the data set's pixels (scaled to [0, 1]).
   static Normalization estimate(const Dataset& data);
   Status check_channels(int64_t channels) const;

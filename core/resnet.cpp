@@ -24,6 +24,10 @@ void observe(const ConvObserver* observer, size_t index, const torch::Tensor& t)
 
 const char* stem_name(Stem stem) { return stem == Stem::kCifar ? "cifar" : "imagenet"; }
 
+Stem stem_from_name(const std::string& name) {
+  return name == "imagenet" ? Stem::kImagenet : Stem::kCifar;
+}
+
 BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride)
     : conv1(conv3x3(in_planes, planes, stride)),
       conv2(conv3x3(planes, planes, 1)),

@@ -30,6 +30,8 @@ struct ResNetOptions {
 };
 
 const char* stem_name(Stem stem);
+// "imagenet" -> kImagenet; any other name (the flags check it) -> kCifar.
+Stem stem_from_name(const std::string& name);
 
 // Called during forward() with each conv's index in forward order and the
 // output of the BatchNorm that follows it (before ReLU and residual add).

@@ -3,6 +3,7 @@
 // and turned into a Status here.
 #pragma once
 
+#include <exception>
 #include <optional>
 #include <string>
 #include <utility>
@@ -70,6 +71,16 @@ class [[nodiscard]] Result {
   std::optional<T> value_;
   Status status_;
 };
+
+// The Status for an exception a library threw where fedvar called it
+// (libtorch's c10::Error, std::bad_alloc, ...): kInternal, "where: " and the
+// exception's first line (libtorch appends a backtrace after it).
+inline Status status_from_exception(const std::string& where, const std::exception& e) {
+  std::string what = e.what();
+  const auto newline = what.find('\n');
+  if (newline != std::string::npos) what.resize(newline);
+  return Status::Internal(where + ": " + what);
+}
 
 }  // namespace fedvar
 

@@ -8,4 +8,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh >&2  # stdout carries only the results
 ./deploy/build.sh >&2
-exec build/aggregator/fedvar simulate --out out/simulate --compare "$@"
+exec build/fedvar simulate --out out/simulate --compare "$@"

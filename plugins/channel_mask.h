@@ -22,16 +22,6 @@ class ChannelMask {
   // Zeroes `channels` of `layer` now and on every apply().
   void purify(const ConvBn& layer, const std::vector<int64_t>& channels);
   void apply();
-  // Brings the purified channels back to life without changing the model's
-  // function (the federated hook, revive=1): each gets a fresh random filter
-  // (Kaiming-uniform, as torch initializes a conv) and BN running statistics
-  // 0 / 1. A block's conv1 channel gets BN weight 1 and bias 0, and its
-  // column of the block's conv2 (its only reader) is zeroed, so conv2 learns
-  // to read it again (a zero output through the ReLU would pass no gradient
-  // back); any other channel (a conv2, added into the residual sum) keeps BN
-  // weight and bias 0, and its BN weight gets a gradient again, as with a
-  // zero-initialized residual branch. `convs`: the model's conv_layers().
-  void revive(const std::vector<ConvBn>& convs, uint64_t seed);
   bool is_purified(const std::string& layer, int64_t channel) const;
   size_t count(const std::string& layer) const;
   size_t total() const;

@@ -1,14 +1,16 @@
-// The defense plugin interface: one small virtual class (Flower's Strategy in
+// The defense plugin interface: one small class (Flower's Strategy in
 // spirit). A defense gets a model someone else trained and the defender's
 // small clean data set, changes the model in place and says what it did.
-// The math lives in free functions over tensors; no sockets here.
+// Defense::apply does what every defense shares (the clean set's split, clean
+// ACC before and after, timing, turning library exceptions into a Status);
+// a defense implements purify(). The math lives in free functions over
+// tensors; no sockets here.
 #pragma once
 
 #include <torch/types.h>
 #include <nlohmann/json.hpp>
 
 #include <functional>
-#include <memory>
 #include <optional>
 #include <string>
 
@@ -16,6 +18,7 @@
 #include "core/normalization.h"
 #include "core/resnet.h"
 #include "core/status.h"
+#include "plugins/clean_split.h"
 
 namespace fedvar::plugins {
 
@@ -33,6 +36,9 @@ struct DefenseContext {
   // trains on images another round's report holds out.
   std::optional<uint64_t> holdout_seed;
   uint64_t split_seed() const { return holdout_seed.value_or(seed); }
+  void say(const std::string& line) const {
+    if (progress) progress(line);
+  }
 };
 
 class Defense {
@@ -40,11 +46,29 @@ class Defense {
   virtual ~Defense() = default;
   // The registry name, e.g. "vardefense".
   virtual std::string name() const = 0;
-  // Purifies `model` in place (it ends on ctx.device in eval mode). Returns a
-  // JSON report: what was pruned per layer, clean ACC before/after on a
-  // held-out slice of the clean set, seconds per phase. On error the model
-  // may be partly changed.
-  virtual Result<nlohmann::json> apply(ResNet18& model, const DefenseContext& ctx) = 0;
+
+  // Purifies `model` in place; it ends on ctx.device in eval mode. Returns
+  // the defense's JSON report plus {"defense", "holdout_images",
+  // "holdout_seed", "acc_before", "acc_after", "options", "seconds": {...,
+  // "total"}}. Errors (a clean set too small to split, a libtorch failure
+  // such as out-of-memory) come back as a Status; the model may then be
+  // partly changed. Never throws.
+  Result<nlohmann::json> apply(ResNet18& model, const DefenseContext& ctx);
+
+ protected:
+  // The share of the clean set held out for the ACC checks.
+  virtual double holdout() const = 0;
+  // The options this instance runs with (OptionTable::echo).
+  virtual nlohmann::json options() const = 0;
+  // The defense itself, trained on split.tune; `acc_before` is the holdout
+  // ACC of the model as given. May throw libtorch's exceptions.
+  virtual Result<nlohmann::json> purify(ResNet18& model, const CleanSplit& split,
+                                        double acc_before, const DefenseContext& ctx) = 0;
 };
+
+// Clean ACC (percent) of `model` on `data` with the context's normalization
+// and device.
+Result<double> clean_accuracy(ResNet18& model, const Dataset& data,
+                              const DefenseContext& ctx);
 
 }  // namespace fedvar::plugins

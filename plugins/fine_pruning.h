@@ -5,16 +5,17 @@
 #pragma once
 
 #include "plugins/defense.h"
-#include "plugins/fine_tune.h"
-#include "plugins/options.h"
+#include "plugins/option_table.h"
 
 namespace fedvar::plugins {
 
 struct FinePruningOptions {
   double acc_drop = 4.0;        // the paper stops at a 4% drop
   double step_fraction = 0.05;  // channels pruned between two ACC checks
-  FineTuneOptions tune{/*epochs=*/10};
+  int epochs = 10;              // fine-tuning after the pruning
+  double lr = 0.01;
   double holdout = 0.1;
+  static const OptionTable<FinePruningOptions>& table();
   static Result<FinePruningOptions> from(const Options& options);
 };
 
@@ -22,7 +23,12 @@ class FinePruning : public Defense {
  public:
   explicit FinePruning(FinePruningOptions options) : options_(options) {}
   std::string name() const override { return "fine-pruning"; }
-  Result<nlohmann::json> apply(ResNet18& model, const DefenseContext& ctx) override;
+
+ protected:
+  double holdout() const override { return options_.holdout; }
+  nlohmann::json options() const override;
+  Result<nlohmann::json> purify(ResNet18& model, const CleanSplit& split, double acc_before,
+                                const DefenseContext& ctx) override;
 
  private:
   FinePruningOptions options_;

@@ -1,40 +1,52 @@
 #include "plugins/fine_tuning.h"
 
+#include "core/augment.h"
+#include "core/stopwatch.h"
+#include "plugins/batchnorm_stats.h"
+#include "plugins/fine_tune.h"
+
 namespace fedvar::plugins {
+
+const OptionTable<FineTuningOptions>& FineTuningOptions::table() {
+  using O = FineTuningOptions;
+  static const OptionTable<O> table = OptionTable<O>("fine-tuning")
+           .integer("epochs", &O::epochs, 0, 10000, "epochs of SGD on the clean set")
+           .real("lr", &O::lr, 0.0, 10.0, "learning rate")
+           .integer("batch_size", &O::batch_size, 1, 65536, "mini-batch size")
+           .flag("cosine", &O::cosine, "anneal the lr to 0 along a half cosine")
+           .flag("augment", &O::augment, "shift by up to 2 pixels and flip each image")
+           .flag("recalibrate", &O::recalibrate,
+                 "re-estimate BatchNorm statistics on the clean set at the end")
+           .real("holdout", &O::holdout, 0.0, 0.9, "share of the clean set held out");
+  return table;
+}
 
 Result<FineTuningOptions> FineTuningOptions::from(const Options& options) {
   FineTuningOptions o;
-  OptionReader r("fine-tuning", options);
-  o.tune.epochs = r.get("epochs", o.tune.epochs, 0, 10000);
-  o.tune.lr = r.get("lr", o.tune.lr, 0.0, 10.0);
-  o.tune.batch_size = r.get("batch_size", static_cast<int>(o.tune.batch_size), 1, 65536);
-  o.tune.cosine = r.get("cosine", o.tune.cosine ? 1 : 0, 0, 1) == 1;
-  o.tune.augment = r.get("augment", o.tune.augment ? 1 : 0, 0, 1) == 1;
-  o.recalibrate = r.get("recalibrate", o.recalibrate ? 1 : 0, 0, 1) == 1;
-  o.holdout = r.get("holdout", o.holdout, 0.0, 0.9);
-  FEDVAR_RETURN_IF_ERROR(r.finish());
+  FEDVAR_RETURN_IF_ERROR(table().read(options, o));
   return o;
 }
 
-Result<nlohmann::json> FineTuning::apply(ResNet18& model, const DefenseContext& ctx) {
+nlohmann::json FineTuning::options() const {
+  return FineTuningOptions::table().echo(options_);
+}
+
+Result<nlohmann::json> FineTuning::purify(ResNet18& model, const CleanSplit& split,
+                                          double, const DefenseContext& ctx) {
   const auto start = Clock::now();
-  FEDVAR_ASSIGN_OR_RETURN(auto split,
-                          split_clean(ctx.clean, options_.holdout, ctx.split_seed()));
-  const double acc_before = clean_accuracy(model, split.holdout, ctx);
-  auto tune = options_.tune;
+  TrainOptions tune = fine_tune_options(options_.epochs);
+  tune.lr = options_.lr;
+  tune.batch_size = options_.batch_size;
+  tune.cosine = options_.cosine;
   tune.seed = ctx.seed;
-  FEDVAR_RETURN_IF_ERROR(fine_tune(model, split.tune, ctx, tune, cross_entropy_loss));
-  if (options_.recalibrate)
-    recalibrate_batchnorm(model, split.tune, ctx, tune.batch_size);
-  if (ctx.progress)
-    ctx.progress("fine-tuning: " + std::to_string(tune.epochs) + " epochs");
-  const double seconds = seconds_since(start);
-  auto report = holdout_report(name(), model, split, acc_before, ctx);
-  report["epochs"] = tune.epochs;
-  report["augment"] = tune.augment;
-  report["pruned"] = nlohmann::json::object();
-  report["seconds"] = {{"fine_tune", seconds}, {"total", seconds}};
-  return report;
+  TrainHooks hooks;
+  if (options_.augment) hooks.transform = augment_transform();
+  FEDVAR_RETURN_IF_ERROR(fine_tune(model, split.tune, ctx, tune, hooks));
+  if (options_.recalibrate) recalibrate_batchnorm(model, split.tune, ctx, tune.batch_size);
+  ctx.say("fine-tuning: " + std::to_string(tune.epochs) + " epochs");
+  return nlohmann::json{{"epochs", tune.epochs},
+                        {"pruned", nlohmann::json::object()},
+                        {"seconds", {{"fine_tune", seconds_since(start)}}}};
 }
 
 }  // namespace fedvar::plugins

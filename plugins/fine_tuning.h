@@ -2,23 +2,21 @@
 // cross-entropy on the clean set; the baseline every defense must beat.
 #pragma once
 
+#include "core/trainer.h"
 #include "plugins/defense.h"
-#include "plugins/fine_tune.h"
-#include "plugins/options.h"
+#include "plugins/option_table.h"
 
 namespace fedvar::plugins {
 
 struct FineTuningOptions {
-  // 15 epochs = VarDefense's default total; lr annealed like VarDefense's
-  // final epochs, so that both recover clean ACC on the same footing.
-  FineTuneOptions tune = [] {
-    FineTuneOptions t;
-    t.epochs = 15;
-    t.cosine = true;
-    return t;
-  }();
-  bool recalibrate = false;  // re-estimate BN statistics at the end (as VarDefense can)
-  double holdout = 0.1;
+  int epochs = 15;           // VarDefense's default total
+  double lr = 0.01;          // the paper's SGD setting (4.1.5)
+  int64_t batch_size = 128;  // the paper's setting
+  bool cosine = true;        // anneal lr to 0, like VarDefense's final epochs
+  bool augment = false;      // shift and flip (core/augment.h), BackdoorBench's
+  bool recalibrate = false;  // re-estimate BN statistics at the end
+  double holdout = 0.1;      // share of the clean set kept for ACC checks
+  static const OptionTable<FineTuningOptions>& table();
   static Result<FineTuningOptions> from(const Options& options);
 };
 
@@ -26,7 +24,12 @@ class FineTuning : public Defense {
  public:
   explicit FineTuning(FineTuningOptions options) : options_(options) {}
   std::string name() const override { return "fine-tuning"; }
-  Result<nlohmann::json> apply(ResNet18& model, const DefenseContext& ctx) override;
+
+ protected:
+  double holdout() const override { return options_.holdout; }
+  nlohmann::json options() const override;
+  Result<nlohmann::json> purify(ResNet18& model, const CleanSplit& split, double acc_before,
+                                const DefenseContext& ctx) override;
 
  private:
   FineTuningOptions options_;

@@ -2,22 +2,35 @@
 
 #include <torch/torch.h>
 
+#include "core/model_io.h"
+#include "core/stopwatch.h"
+#include "plugins/fine_tune.h"
+
 namespace fedvar::plugins {
+
+const OptionTable<NadOptions>& NadOptions::table() {
+  using O = NadOptions;
+  static const OptionTable<O> table =
+      OptionTable<O>("nad")
+          .integer("teacher_epochs", &O::teacher_epochs, 0, 10000,
+                   "epochs fine-tuning the teacher")
+          .integer("epochs", &O::epochs, 0, 10000, "epochs distilling into the student")
+          .real("lr", &O::lr, 0.0, 10.0, "learning rate of both")
+          .real("beta2", &O::beta2, 0.0, 1e9, "attention loss weight at layer2")
+          .real("beta3", &O::beta3, 0.0, 1e9, "attention loss weight at layer3")
+          .real("beta4", &O::beta4, 0.0, 1e9, "attention loss weight at layer4")
+          .real("power", &O::power, 0.5, 8.0, "p of the attention map")
+          .real("holdout", &O::holdout, 0.0, 0.9, "share of the clean set held out");
+  return table;
+}
 
 Result<NadOptions> NadOptions::from(const Options& options) {
   NadOptions o;
-  OptionReader r("nad", options);
-  o.teacher.epochs = r.get("teacher_epochs", o.teacher.epochs, 0, 10000);
-  o.student.epochs = r.get("epochs", o.student.epochs, 0, 10000);
-  o.teacher.lr = o.student.lr = r.get("lr", o.student.lr, 0.0, 10.0);
-  o.beta2 = r.get("beta2", o.beta2, 0.0, 1e9);
-  o.beta3 = r.get("beta3", o.beta3, 0.0, 1e9);
-  o.beta4 = r.get("beta4", o.beta4, 0.0, 1e9);
-  o.power = r.get("power", o.power, 0.5, 8.0);
-  o.holdout = r.get("holdout", o.holdout, 0.0, 0.9);
-  FEDVAR_RETURN_IF_ERROR(r.finish());
+  FEDVAR_RETURN_IF_ERROR(table().read(options, o));
   return o;
 }
+
+nlohmann::json Nad::options() const { return NadOptions::table().echo(options_); }
 
 torch::Tensor attention_map(const torch::Tensor& features, double power) {
   auto a = features.abs().pow(power).mean(/*dim=*/1).flatten(1);
@@ -25,21 +38,19 @@ torch::Tensor attention_map(const torch::Tensor& features, double power) {
       a, torch::nn::functional::NormalizeFuncOptions().p(2).dim(1));
 }
 
-Result<nlohmann::json> Nad::apply(ResNet18& model, const DefenseContext& ctx) {
+Result<nlohmann::json> Nad::purify(ResNet18& model, const CleanSplit& split, double,
+                                   const DefenseContext& ctx) {
   const auto start = Clock::now();
-  FEDVAR_ASSIGN_OR_RETURN(auto split,
-                          split_clean(ctx.clean, options_.holdout, ctx.split_seed()));
-  const double acc_before = clean_accuracy(model, split.holdout, ctx);
   auto teacher = clone_model(model);
-  auto tune = options_.teacher;
+  TrainOptions tune = fine_tune_options(options_.teacher_epochs);
+  tune.lr = options_.lr;
   tune.seed = ctx.seed;
-  FEDVAR_RETURN_IF_ERROR(fine_tune(teacher, split.tune, ctx, tune, cross_entropy_loss));
+  FEDVAR_RETURN_IF_ERROR(fine_tune(teacher, split.tune, ctx, tune));
   const double teacher_s = seconds_since(start);
-  if (ctx.progress) ctx.progress("nad: teacher fine-tuned");
-  teacher->eval();
+  ctx.say("nad: teacher fine-tuned");
   const double betas[] = {options_.beta2, options_.beta3, options_.beta4};
-  const LossFn loss = [&](ResNet18& student, const torch::Tensor& x,
-                          const torch::Tensor& y) {
+  TrainHooks hooks;
+  hooks.loss = [&](ResNet18& student, const torch::Tensor& x, const torch::Tensor& y) {
     auto s = student->forward_stages(x);
     std::vector<torch::Tensor> t;
     {
@@ -52,17 +63,14 @@ Result<nlohmann::json> Nad::apply(ResNet18& model, const DefenseContext& ctx) {
                   attention_map(t[l + 1], options_.power);
       total = total + betas[l] * diff.norm(2, /*dim=*/1).mean();
     }
-    return total;
+    return BatchLoss{total, s[4]};
   };
-  tune = options_.student;
+  tune.epochs = options_.epochs;
   tune.seed = ctx.seed + 1;
-  FEDVAR_RETURN_IF_ERROR(fine_tune(model, split.tune, ctx, tune, loss));
-  const double total = seconds_since(start);
-  auto report = holdout_report(name(), model, split, acc_before, ctx);
-  report["pruned"] = nlohmann::json::object();
-  report["seconds"] = {
-      {"teacher", teacher_s}, {"distill", total - teacher_s}, {"total", total}};
-  return report;
+  FEDVAR_RETURN_IF_ERROR(fine_tune(model, split.tune, ctx, tune, hooks));
+  return nlohmann::json{
+      {"pruned", nlohmann::json::object()},
+      {"seconds", {{"teacher", teacher_s}, {"distill", seconds_since(start) - teacher_s}}}};
 }
 
 }  // namespace fedvar::plugins

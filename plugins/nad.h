@@ -8,17 +8,18 @@
 #pragma once
 
 #include "plugins/defense.h"
-#include "plugins/fine_tune.h"
-#include "plugins/options.h"
+#include "plugins/option_table.h"
 
 namespace fedvar::plugins {
 
 struct NadOptions {
-  FineTuneOptions teacher{/*epochs=*/10};
-  FineTuneOptions student{/*epochs=*/10};
+  int teacher_epochs = 10;  // fine-tuning the teacher
+  int epochs = 10;          // distilling into the student
+  double lr = 0.01;         // both
   double beta2 = 500, beta3 = 1000, beta4 = 1000;
   double power = 2.0;
   double holdout = 0.1;
+  static const OptionTable<NadOptions>& table();
   static Result<NadOptions> from(const Options& options);
 };
 
@@ -29,7 +30,12 @@ class Nad : public Defense {
  public:
   explicit Nad(NadOptions options) : options_(options) {}
   std::string name() const override { return "nad"; }
-  Result<nlohmann::json> apply(ResNet18& model, const DefenseContext& ctx) override;
+
+ protected:
+  double holdout() const override { return options_.holdout; }
+  nlohmann::json options() const override;
+  Result<nlohmann::json> purify(ResNet18& model, const CleanSplit& split, double acc_before,
+                                const DefenseContext& ctx) override;
 
  private:
   NadOptions options_;

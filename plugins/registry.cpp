@@ -31,6 +31,23 @@ Result<std::unique_ptr<Defense>> make_defense(const std::string& name,
   return Status::InvalidArgument("unknown defense '" + name + "' (known: " + known + ")");
 }
 
+std::vector<DefenseInfo> defense_catalog() {
+  return {
+      {"vardefense",
+       "VarDefense (Fan et al. 2021): purify the low-variance channels, fine-tune with "
+       "CE + L1",
+       VarDefenseOptions::table().describe(VarDefenseOptions{})},
+      {"fine-pruning",
+       "Fine-pruning (Liu et al. 2018): prune the least active channels of the last "
+       "conv, fine-tune",
+       FinePruningOptions::table().describe(FinePruningOptions{})},
+      {"nad", "Neural Attention Distillation (Li et al. 2021)",
+       NadOptions::table().describe(NadOptions{})},
+      {"fine-tuning", "Fine-tuning on the clean set: the baseline",
+       FineTuningOptions::table().describe(FineTuningOptions{})},
+  };
+}
+
 Result<std::unique_ptr<Defense>> make_defense(const std::string& spec) {
   const auto colon = spec.find(':');
   FEDVAR_ASSIGN_OR_RETURN(

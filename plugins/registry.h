@@ -2,6 +2,8 @@
 // "name:key=value,...": vardefense, fine-pruning, nad, fine-tuning.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,5 +20,14 @@ Result<std::unique_ptr<Defense>> make_defense(const std::string& name,
                                               const Options& options);
 // "vardefense:alpha=1,layers=2" or just "nad".
 Result<std::unique_ptr<Defense>> make_defense(const std::string& spec);
+
+// One defense as `fedvar defenses` lists it: what it is, and its options
+// ({"name", "default", "range", "help"} each) from the table that parses them.
+struct DefenseInfo {
+  std::string name;
+  std::string summary;
+  nlohmann::json options;
+};
+std::vector<DefenseInfo> defense_catalog();
 
 }  // namespace fedvar::plugins

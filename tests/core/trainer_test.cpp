@@ -11,11 +11,11 @@ namespace {
 TEST(Trainer, RejectsEmptyDataAndChannelMismatch) {
   ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
   Dataset empty;
-  EXPECT_FALSE(train_model(model, empty, {}, std::nullopt).ok());
+  EXPECT_FALSE(train_model(model, empty, {}).ok());
   Dataset rgb{torch::zeros({4, 3, 8, 8}, torch::kUInt8), torch::zeros({4}, torch::kLong)};
   TrainOptions opts;
   opts.normalization = {{0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}};
-  auto r = train_model(model, rgb, opts, std::nullopt);
+  auto r = train_model(model, rgb, opts);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("channel"), std::string::npos);
 }
@@ -29,16 +29,18 @@ TEST(Trainer, PoisonedRunOnFashionMnistPlantsABackdoor) {
   // 10% of every batch is poisoned: ~400 images per epoch.
   EXPECT_NEAR(static_cast<double>(f.history[0].poisoned), 400.0, 40.0);
   EvalOptions eval{f.normalization};
-  const double acc = accuracy_percent(f.model, f.test, eval);
-  const double asr = attack_success_percent(f.model, f.test, f.trigger, f.target, eval);
+  const double acc = accuracy_percent(f.model, f.test, eval).value();
+  const double asr =
+      attack_success_percent(f.model, f.test, f.trigger, f.target, eval).value();
   EXPECT_GT(acc, 70.0);
   EXPECT_GT(asr, 90.0);
   // The trigger is what flips the label: clean non-target images are mostly
   // not sent to the target class (the share ASR is measured against).
-  const double clean_to_target = clean_to_target_percent(f.model, f.test, f.target, eval);
+  const double clean_to_target =
+      clean_to_target_percent(f.model, f.test, f.target, eval).value();
   EXPECT_LT(clean_to_target, 25.0);
   auto labels = f.test.labels;
-  auto predicted = predict(f.model, f.test, eval);
+  auto predicted = predict(f.model, f.test, eval).value();
   auto victims = labels.ne(f.target);
   const double counted =
       100.0 * predicted.eq(f.target).logical_and(victims).sum().item<double>() /

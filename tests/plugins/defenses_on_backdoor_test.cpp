@@ -7,7 +7,8 @@
 
 #include <map>
 
-#include "plugins/fine_tune.h"
+#include "core/metrics.h"
+#include "core/model_io.h"
 #include "plugins/registry.h"
 #include "tests/support/poisoned_fixture.h"
 
@@ -18,8 +19,9 @@ TEST(Defenses, EachRunsOnTheFixtureAndVarDefenseRemovesTheBackdoor) {
   auto f = testing::make_poisoned_fixture();
   ASSERT_TRUE(f.model) << "Fashion-MNIST missing or training failed";
   EvalOptions eval{f.normalization};
-  const double acc0 = accuracy_percent(f.model, f.test, eval);
-  const double asr0 = attack_success_percent(f.model, f.test, f.trigger, f.target, eval);
+  const double acc0 = accuracy_percent(f.model, f.test, eval).value();
+  const double asr0 =
+      attack_success_percent(f.model, f.test, f.trigger, f.target, eval).value();
   ASSERT_GT(asr0, 90.0);
 
   DefenseContext ctx;
@@ -42,8 +44,9 @@ TEST(Defenses, EachRunsOnTheFixtureAndVarDefenseRemovesTheBackdoor) {
       EXPECT_EQ((*report)["defense"], name);
       EXPECT_EQ((*report)["holdout_images"], 100);
       EXPECT_TRUE((*report)["seconds"].contains("total"));
-      const double acc = accuracy_percent(model, f.test, eval);
-      const double asr = attack_success_percent(model, f.test, f.trigger, f.target, eval);
+      const double acc = accuracy_percent(model, f.test, eval).value();
+      const double asr =
+          attack_success_percent(model, f.test, f.trigger, f.target, eval).value();
       std::cerr << name << " (seed " << seed << "): ACC " << acc0 << " -> " << acc
                 << ", ASR " << asr0 << " -> " << asr << "\n";
       asr_after[name] += asr / (repeated ? kSeeds : 1);

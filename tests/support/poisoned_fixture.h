@@ -37,8 +37,9 @@ inline PoisonedFixture make_poisoned_fixture() {
   opts.epochs = 3;
   opts.lr = 0.05;
   opts.normalization = f.normalization;
-  auto history = train_model(f.model, f.train, opts,
-                             PoisonOptions{f.trigger, f.target, /*ratio=*/0.1});
+  TrainHooks hooks;
+  hooks.transform = poison_transform({f.trigger, f.target, /*ratio=*/0.1}, opts.seed);
+  auto history = train_model(f.model, f.train, opts, hooks);
   if (history.ok()) f.history = history.value();
   return f;
 }
