@@ -8,7 +8,6 @@
 #include <set>
 
 #include "core/log.h"
-#include "core/model_io.h"
 #include "core/stop.h"
 #include "core/stopwatch.h"
 #include "protocol/auth.h"
@@ -16,8 +15,6 @@
 
 namespace fedvar::aggregator {
 namespace {
-
-StateDict state_of(ResNet18& model) { return resnet_state(model).tensors; }
 
 // The round task's seed: distinct per round, reproducible from the run seed.
 uint64_t round_seed(uint64_t seed, int round) {
@@ -53,17 +50,17 @@ struct Server::Client {
 };
 
 struct Server::RoundState {
-  int round = 0;
+  protocol::TrainingConfig training;
+  RoundContext context;
+  std::unique_ptr<RoundAggregation> aggregation;
   std::set<std::string> pending;  // selected, not yet answered
-  FedAvg fedavg;
   RoundOutcome* outcome = nullptr;
   double accumulate_s = 0;
+  int round() const { return context.round; }
 };
 
-Server::Server(ServerOptions options, ResNet18 model)
-    : options_(std::move(options)), model_(std::move(model)) {
-  global_ = state_of(model_);
-}
+Server::Server(ServerOptions options, StateDict global, Strategy& strategy)
+    : options_(std::move(options)), global_(std::move(global)), strategy_(strategy) {}
 
 Server::~Server() = default;
 
@@ -88,7 +85,7 @@ std::string Server::endpoint() const {
   return socket_ ? socket_->get(zmq::sockopt::last_endpoint) : "";
 }
 
-Status Server::run(const RoundCallbacks& callbacks) {
+Status Server::run(const RecordFn& record) {
   if (!socket_) return Status::FailedPrecondition("bind() the server before run()");
   // However the run ends (done, an error, an exception from a callback), the
   // clients are told to stop, so that none waits for a task until its timeout.
@@ -97,31 +94,25 @@ Status Server::run(const RoundCallbacks& callbacks) {
     ~ShutdownOnExit() { server.shutdown_clients(); }
   } shutdown{*this};
   try {
-    return run_rounds(callbacks);
+    return run_rounds(record);
   } catch (const std::exception& e) {
     return status_from_exception("server", e);
   }
 }
 
-Status Server::run_rounds(const RoundCallbacks& callbacks) {
+Status Server::run_rounds(const RecordFn& record) {
   Status status = wait_for_clients();
   std::optional<RoundOutcome> unrecorded;
   const auto record_previous = [&]() -> Status {
     if (!unrecorded) return Status::Ok();
     const RoundOutcome outcome = std::move(*unrecorded);
     unrecorded.reset();
-    return callbacks.record ? callbacks.record(outcome, model_) : Status::Ok();
+    return record ? record(outcome, global_) : Status::Ok();
   };
   for (int round = 1; status.ok() && round <= options_.rounds; ++round) {
     RoundOutcome outcome;
     status = run_round(round, outcome, record_previous);
-    if (!status.ok()) break;
-    const auto hook_start = Clock::now();
-    if (callbacks.after_aggregation)
-      status = callbacks.after_aggregation(outcome, model_);
-    outcome.hook_s = seconds_since(hook_start);
-    global_ = state_of(model_);  // what the hooks left is the next round's model
-    unrecorded = std::move(outcome);
+    if (status.ok()) unrecorded = std::move(outcome);
   }
   if (status.ok()) status = record_previous();
   return status;
@@ -160,32 +151,15 @@ Status Server::run_round(int round, RoundOutcome& outcome,
                          const std::function<Status()>& record_previous) {
   outcome.round = round;
   if (clients_.empty()) return Status::Unavailable("no client is left");
-  outcome.selected = sample_clients(round);
-  spdlog::info("round {}: sending the global model to {} client(s)", round,
-               outcome.selected.size());
-  const auto broadcast_start = Clock::now();
-  protocol::RoundTask task{round, global_, options_.training};
-  task.config.seed = round_seed(options_.seed, round);
-  FEDVAR_ASSIGN_OR_RETURN(auto encoded_task, protocol::encode_message(task));
-  RoundState state{round, {}, FedAvg(global_), &outcome, 0.0};
-  for (const std::string& id : outcome.selected) {
-    const Client& client = *clients_[id];
-    const Status sent =
-        protocol::send_encoded(*socket_, encoded_task, client.key, &client.identity);
-    if (sent.ok()) {
-      state.pending.insert(id);
-    } else {
-      spdlog::warn("round {}: client {} unreachable ({}), dropped", round, id,
-                   sent.message());
-      outcome.missing.push_back(id);
-      clients_.erase(id);
-    }
-  }
-  outcome.broadcast_s = seconds_since(broadcast_start);
-
-  const auto wait_start = Clock::now();
-  // The clients train now; the previous round's evaluation runs meanwhile.
+  RoundState state;
+  state.outcome = &outcome;
+  state.training = options_.training;
+  state.training.seed = round_seed(options_.seed, round);
+  state.context = {round, &global_, &state.training, state.training.seed};
+  FEDVAR_RETURN_IF_ERROR(broadcast(state));
+  // The clients train now; the previous round's record runs meanwhile.
   // Updates queue in ZeroMQ until the loop below reads them.
+  const auto wait_start = Clock::now();
   if (record_previous) FEDVAR_RETURN_IF_ERROR(record_previous());
   while (!state.pending.empty()) {
     if (stop_requested())
@@ -200,17 +174,57 @@ Status Server::run_round(int round, RoundOutcome& outcome,
     outcome.missing.push_back(id);
     clients_.erase(id);
   }
+  return aggregate(state);
+}
 
-  const auto aggregate_start = Clock::now();
-  outcome.aggregated = state.fedavg.updates() >= options_.quorum;
-  if (outcome.aggregated) {
-    FEDVAR_ASSIGN_OR_RETURN(auto mean, state.fedavg.result());
-    FEDVAR_RETURN_IF_ERROR(load_resnet_state(model_, TensorFile{std::move(mean), {}}));
-  } else {
-    spdlog::warn("round {}: {} update(s) < quorum {}, global model unchanged", round,
-                 state.fedavg.updates(), options_.quorum);
+Status Server::broadcast(RoundState& state) {
+  RoundOutcome& outcome = *state.outcome;
+  outcome.selected = sample_clients(state.round());
+  spdlog::info("round {}: sending the global model to {} client(s)", state.round(),
+               outcome.selected.size());
+  const auto start = Clock::now();
+  state.aggregation = strategy_.start_round(state.context);
+  protocol::RoundTask task{state.round(), global_, state.training};
+  FEDVAR_ASSIGN_OR_RETURN(auto encoded_task, protocol::encode_message(task));
+  for (const std::string& id : outcome.selected) {
+    const Client& client = *clients_[id];
+    const Status sent =
+        protocol::send_encoded(*socket_, encoded_task, client.key, &client.identity);
+    if (sent.ok()) {
+      state.pending.insert(id);
+    } else {
+      spdlog::warn("round {}: client {} unreachable ({}), dropped", state.round(), id,
+                   sent.message());
+      outcome.missing.push_back(id);
+      clients_.erase(id);
+    }
   }
-  outcome.aggregate_s = state.accumulate_s + seconds_since(aggregate_start);
+  outcome.broadcast_s = seconds_since(start);
+  return Status::Ok();
+}
+
+Status Server::aggregate(RoundState& state) {
+  RoundOutcome& outcome = *state.outcome;
+  const auto start = Clock::now();
+  std::optional<StateDict> aggregated;
+  if (state.aggregation->updates() >= options_.quorum) {
+    FEDVAR_ASSIGN_OR_RETURN(aggregated, state.aggregation->finish(outcome.verdicts));
+    if (!aggregated) spdlog::warn("round {}: every update excluded", state.round());
+  } else {
+    spdlog::warn("round {}: {} update(s) < quorum {}", state.round(),
+                 state.aggregation->updates(), options_.quorum);
+  }
+  state.aggregation.reset();
+  outcome.aggregate_s = state.accumulate_s + seconds_since(start);
+  outcome.aggregated = aggregated.has_value();
+  if (!aggregated) {
+    spdlog::warn("round {}: global model unchanged", state.round());
+    return Status::Ok();
+  }
+  const auto hook_start = Clock::now();
+  FEDVAR_ASSIGN_OR_RETURN(outcome.hooks, strategy_.after(*aggregated, state.context));
+  outcome.hook_s = seconds_since(hook_start);
+  global_ = std::move(*aggregated);  // the next round's model
   return Status::Ok();
 }
 
@@ -219,7 +233,8 @@ Status Server::poll_once(long timeout_ms, RoundState* round_state) {
   try {
     zmq::poll(items, 1, std::chrono::milliseconds(std::max<long>(timeout_ms, 0)));
   } catch (const zmq::error_t& e) {
-    if (e.num() == EINTR) return Status::Ok();  // a signal; the caller checks stop_requested()
+    if (e.num() == EINTR)
+      return Status::Ok();  // a signal; the caller checks stop_requested()
     return Status::Unavailable(std::string("poll: ") + e.what());
   }
   if (items[0].revents & ZMQ_POLLIN) handle_message(round_state);
@@ -269,9 +284,9 @@ void Server::handle_update(const std::string& identity, const protocol::Update& 
   const auto it = clients_.find(update.client_id);
   if (it == clients_.end() || it->second->identity != identity) {
     reason = "client '" + update.client_id + "' has not joined on this connection";
-  } else if (round_state == nullptr || update.round != round_state->round) {
+  } else if (round_state == nullptr || update.round != round_state->round()) {
     reason = "update for round " + std::to_string(update.round) + ", but " +
-             (round_state ? "round " + std::to_string(round_state->round) + " is open"
+             (round_state ? "round " + std::to_string(round_state->round()) + " is open"
                           : std::string("no round is open"));
   } else if (round_state->pending.count(update.client_id) == 0) {
     reason = "client was not selected for this round or already answered";
@@ -281,12 +296,13 @@ void Server::handle_update(const std::string& identity, const protocol::Update& 
              " it joined with";
   } else {
     const auto start = Clock::now();
-    const Status added = round_state->fedavg.add(update.tensors, update.num_samples);
+    const Status added = round_state->aggregation->add(
+        {update.client_id, update.tensors, update.num_samples, 1.0});
     round_state->accumulate_s += seconds_since(start);
     if (added.ok()) {
       round_state->pending.erase(update.client_id);
       round_state->outcome->received.push_back(update.client_id);
-      spdlog::info("round {}: update from {} ({} left)", round_state->round,
+      spdlog::info("round {}: update from {} ({} left)", round_state->round(),
                    update.client_id, round_state->pending.size());
       return;
     }

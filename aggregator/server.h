@@ -1,9 +1,10 @@
 // The federated server: one ZeroMQ ROUTER, one poll loop (zguide's
-// mdbroker). Clients join; each round the server samples some of them, sends
-// them the global model, folds their updates into FedAvg as they arrive until
-// all answered or the deadline passes, runs the post-aggregation callback
-// (hooks) on the new global model, and records the round (evaluation,
-// metrics, checkpoint) while the next round's clients train.
+// mdbroker). Clients join; each round the global model (a state dict: the
+// server knows no network class) goes through
+//   broadcast -> receive updates -> before-rules -> aggregate -> after-rules
+//   -> record
+// where the rules are the Strategy's (strategy.h) and the record (evaluation,
+// metrics, checkpoint) runs while the next round's clients train.
 // Not thread-safe: one Server per thread.
 #pragma once
 
@@ -14,8 +15,8 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "aggregator/fedavg.h"
-#include "core/resnet.h"
+#include "aggregator/strategy.h"
+#include "core/state_dict.h"
 #include "core/status.h"
 #include "protocol/messages.h"
 
@@ -36,34 +37,30 @@ struct ServerOptions {
 
 // What happened on the network side of one round.
 struct RoundOutcome {
-  int round = 0;                        // 1-based
-  std::vector<std::string> selected;    // client ids sent the task
-  std::vector<std::string> received;    // client ids whose update was averaged
-  std::vector<std::string> missing;     // selected but silent at the deadline
-  std::vector<std::string> rejections;  // "client: reason" of refused messages
-  bool aggregated = false;  // false: fewer than quorum updates, model unchanged
+  int round = 0;                                   // 1-based
+  std::vector<std::string> selected;               // client ids sent the task
+  std::vector<std::string> received;               // client ids whose update was averaged
+  std::vector<std::string> missing;                // selected but silent at the deadline
+  std::vector<std::string> rejections;             // "client: reason" of refused messages
+  std::vector<Verdict> verdicts;                   // what the before-rules did, and why
+  nlohmann::json hooks = nlohmann::json::array();  // the after-rules' reports
+  bool aggregated = false;  // false: below quorum or all excluded, model unchanged
   double broadcast_s = 0;   // signing and sending the task
   double train_wait_s = 0;  // broadcast end -> last update (or deadline)
-  double aggregate_s = 0;   // folding updates in and loading the mean
-  double hook_s = 0;        // after_aggregation
+  double aggregate_s = 0;   // holding or folding updates, before-rules, the rule
+  double hook_s = 0;        // the after-rules
 };
 
-// What the server does with each round's model. An error stops the run.
-struct RoundCallbacks {
-  // Right after aggregation, before the next broadcast; may change the model
-  // (post-aggregation hooks). Its seconds count in RoundOutcome::hook_s.
-  std::function<Status(const RoundOutcome&, ResNet18& model)> after_aggregation;
-  // Once per round with the model after_aggregation left, called just after
-  // the next round's broadcast so that it overlaps the clients' training
-  // (the model is not touched until that round aggregates); the last
-  // round's runs before the shutdown. Must not change the model.
-  std::function<Status(const RoundOutcome&, ResNet18& model)> record;
-};
+// Once per round with the global model the after-rules left, called just
+// after the next round's broadcast so that it overlaps the clients' training;
+// the last round's runs before the shutdown. An error stops the run.
+using RecordFn = std::function<Status(const RoundOutcome&, const StateDict& global)>;
 
 class Server {
  public:
-  // `model` is the initial global model; the server owns and updates it.
-  Server(ServerOptions options, ResNet18 model);
+  // `global` is the initial global model; `strategy` (not owned) must
+  // outlive run().
+  Server(ServerOptions options, StateDict global, Strategy& strategy);
   ~Server();
 
   // Binds the ROUTER. kInvalidArgument on a bad option, kUnavailable when the
@@ -75,16 +72,20 @@ class Server {
   // Runs every round, then tells all joined clients to shut down (also when
   // it fails). kUnavailable when too few clients join in time; a callback
   // error is returned as is, a callback's exception as kInternal.
-  Status run(const RoundCallbacks& callbacks);
+  Status run(const RecordFn& record);
 
  private:
   struct Client;
   struct RoundState;
-  Status run_rounds(const RoundCallbacks& callbacks);
+  Status run_rounds(const RecordFn& record);
   Status wait_for_clients();
   // `record_previous` (may be empty) runs right after the broadcast.
   Status run_round(int round, RoundOutcome& outcome,
                    const std::function<Status()>& record_previous);
+  // The round's context and aggregation, sent to the sampled clients.
+  Status broadcast(RoundState& state);
+  // Before-rules, the aggregation rule and the after-rules on the updates.
+  Status aggregate(RoundState& state);
   std::vector<std::string> sample_clients(int round) const;
   // Handles one incoming message; `round_state` is null outside a round.
   void handle_message(RoundState* round_state);
@@ -97,8 +98,8 @@ class Server {
   void shutdown_clients() noexcept;
 
   ServerOptions options_;
-  ResNet18 model_;
-  StateDict global_;  // model_'s state on CPU, what the round tasks carry
+  StateDict global_;  // on CPU: what the round tasks carry
+  Strategy& strategy_;
   zmq::context_t context_;
   std::unique_ptr<zmq::socket_t> socket_;
   std::map<std::string, std::unique_ptr<Client>> clients_;  // by client id

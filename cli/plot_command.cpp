@@ -1,8 +1,8 @@
 // fedvar plot: round-by-round ACC and ASR of metrics JSON Lines files as one SVG.
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "plot/metrics_plot.h"
 #include "core/file_io.h"
+#include "plot/metrics_plot.h"
 
 namespace fedvar::cli {
 namespace {
@@ -32,8 +32,7 @@ Status run_plot(const PlotArgs& a, nlohmann::json& result) {
     summaries.push_back(summary(run));
     runs.push_back(std::move(run));
   }
-  FEDVAR_RETURN_IF_ERROR(
-      write_file_atomic(a.out, plot::render_svg(runs, a.options)));
+  FEDVAR_RETURN_IF_ERROR(write_file_atomic(a.out, plot::render_svg(runs, a.options)));
   result = {{"out", a.out}, {"runs", std::move(summaries)}};
   return Status::Ok();
 }

@@ -1,11 +1,13 @@
-// fedvar serve: the FedAvg server with post-aggregation hooks, round-by-round
-// ACC/ASR in a metrics file and a checkpoint of the global model.
+// fedvar serve: the federated server with its Strategy (rules before, on and
+// after aggregation), round-by-round ACC/ASR in a metrics file and a
+// checkpoint of the global model.
 #include <sstream>
 
+#include "aggregator/round_recorder.h"
+#include "aggregator/server.h"
+#include "aggregator/strategy_specs.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "aggregator/round_pipeline.h"
-#include "aggregator/server.h"
 #include "core/file_io.h"
 #include "core/log.h"
 #include "core/model_io.h"
@@ -20,7 +22,7 @@ struct ServeArgs {
   std::string endpoint_file;
   std::string clean_range = "-1000:";
   std::string test_range;
-  std::vector<std::string> hooks;
+  aggregator::StrategySpecs strategy;
   std::string init;
   int64_t width = 64;
   std::string stem = "cifar";
@@ -33,7 +35,6 @@ struct ServeArgs {
   ComputeFlags compute;
   std::string normalize;
   std::string key_file;
-  std::string hook_rounds = "all";
 };
 
 std::set<std::string> split_ids(const std::string& text) {
@@ -57,8 +58,7 @@ Result<LoadedModel> initial_model(const ServeArgs& a, const Dataset& clean) {
   torch::manual_seed(a.server.seed);
   LoadedModel fresh;
   fresh.model = ResNet18(ResNetOptions{clean.channels(), clean.num_classes,
-                                       stem_from_name(a.stem),
-                                       a.width});
+                                       stem_from_name(a.stem), a.width});
   return fresh;
 }
 
@@ -67,11 +67,6 @@ Status run_serve(ServeArgs a, nlohmann::json& result) {
   FEDVAR_ASSIGN_OR_RETURN(auto device, apply_compute_flags(a.compute));
   FEDVAR_ASSIGN_OR_RETURN(auto clean, load_split_range(a.data, "train", a.clean_range));
   FEDVAR_ASSIGN_OR_RETURN(auto test, load_split_range(a.data, "test", a.test_range));
-  std::vector<std::unique_ptr<plugins::Defense>> hooks;
-  for (const std::string& spec : a.hooks) {
-    FEDVAR_ASSIGN_OR_RETURN(auto hook, plugins::make_defense(spec));
-    hooks.push_back(std::move(hook));
-  }
   aggregator::EvalSpec eval{test, std::nullopt, a.target, EvalOptions{}};
   eval.options.device = device;
   if (!a.trigger.empty()) {
@@ -82,8 +77,9 @@ Status run_serve(ServeArgs a, nlohmann::json& result) {
   }
   FEDVAR_ASSIGN_OR_RETURN(auto initial, initial_model(a, clean));
   ResNet18 model = initial.model;
-  FEDVAR_ASSIGN_OR_RETURN(eval.options.normalization,
-                          resolve_normalization(a.normalize, initial.normalization, clean));
+  FEDVAR_ASSIGN_OR_RETURN(
+      eval.options.normalization,
+      resolve_normalization(a.normalize, initial.normalization, clean));
   if (model->options().in_channels != clean.channels()) {
     return Status::InvalidArgument(
         "the initial model's input channels do not match the data");
@@ -95,27 +91,26 @@ Status run_serve(ServeArgs a, nlohmann::json& result) {
   context.device = device;
   context.seed = a.server.seed;
   context.progress = [](const std::string& line) { spdlog::info("  {}", line); };
-  aggregator::PipelineOptions pipeline_options;
-  pipeline_options.run = a.run;
-  pipeline_options.metrics_path = a.metrics;
-  pipeline_options.checkpoint_path = a.checkpoint;
-  pipeline_options.malicious = split_ids(a.malicious);
-  auto hook_rounds = RoundSchedule::parse(a.hook_rounds);
-  if (!hook_rounds.ok()) return hook_rounds.status().with_context("--hook-rounds");
-  pipeline_options.hook_rounds = hook_rounds.value();
-  aggregator::RoundPipeline pipeline(pipeline_options, std::move(hooks), context, eval);
+  FEDVAR_ASSIGN_OR_RETURN(auto strategy, aggregator::make_strategy(a.strategy, context));
+  spdlog::info("serve: {}", strategy->describe());
+  aggregator::RecorderOptions recorder_options;
+  recorder_options.run = a.run;
+  recorder_options.metrics_path = a.metrics;
+  recorder_options.checkpoint_path = a.checkpoint;
+  recorder_options.malicious = split_ids(a.malicious);
+  aggregator::RoundRecorder recorder(recorder_options, eval);
 
-  aggregator::Server server(a.server, model);
+  aggregator::Server server(a.server, resnet_state(model).tensors, *strategy);
   FEDVAR_RETURN_IF_ERROR(server.bind());
   if (!a.endpoint_file.empty()) {
     FEDVAR_RETURN_IF_ERROR(write_file_atomic(a.endpoint_file, server.endpoint() + "\n"));
   }
   stop_on_signals();
-  FEDVAR_RETURN_IF_ERROR(server.run(pipeline.callbacks()));
+  FEDVAR_RETURN_IF_ERROR(server.run(recorder.callback()));
 
-  const auto& last = pipeline.history().back();
+  const auto& last = recorder.history().back();
   result = {{"run", a.run},
-            {"rounds", pipeline.history().size()},
+            {"rounds", recorder.history().size()},
             {"acc", last["acc"]},
             {"asr", last["asr"]},
             {"asr_pieces", last["asr_pieces"]},
@@ -132,15 +127,15 @@ void register_serve(CLI::App& app, Commands& commands) {
   s.training.lr = 0.05;
   s.training.momentum = 0.9;
   s.training.weight_decay = 5e-4;
-  auto* cmd =
-      app.add_subcommand("serve", "Run the FedAvg server with post-aggregation hooks");
+  auto* cmd = app.add_subcommand(
+      "serve", "Run the federated server: rules before, on and after aggregation");
   cmd->add_option("--data", a->data, "Data set directory (clean set and test set)")
       ->required();
   cmd->add_option("--endpoint", s.endpoint,
                   "ZeroMQ bind address (port * = any free one)");
   cmd->add_option("--endpoint-file", a->endpoint_file, "Write the bound endpoint here");
   cmd->add_option("--clean-range", a->clean_range,
-                  "Rows of the train split held by the server (hooks' clean set); no "
+                  "Rows of the train split held by the server (the rules' clean set); no "
                   "client may hold them");
   cmd->add_option("--test-range", a->test_range, "Rows of the test split to evaluate");
   cmd->add_option("--rounds", s.rounds, "Rounds")->check(CLI::Range(1, 100000));
@@ -160,11 +155,18 @@ void register_serve(CLI::App& app, Commands& commands) {
   cmd->add_option("--weight-decay", s.training.weight_decay, "Clients' L2 penalty");
   cmd->add_option("--batch-size", s.training.batch_size, "Clients' mini-batch size")
       ->check(CLI::Range(1, 65536));
-  cmd->add_option("--hook", a->hooks,
-                  "Post-aggregation hook, repeatable, run in order: a defense spec, "
-                  "e.g. vardefense:alpha=1,layers=8 (see fedvar purify)");
-  cmd->add_option("--hook-rounds", a->hook_rounds,
-                  "Rounds the hooks run in: all, or e.g. 10 or 5-8 or 15-");
+  cmd->add_option("--before", a->strategy.before,
+                  "Before-aggregation rule, repeatable, in order: norm-clip:bound=B, "
+                  "flame[:lambda=0.001], fltrust");
+  cmd->add_option("--aggregate", a->strategy.aggregate,
+                  "Aggregation rule: fedavg (default), median, trimmed-mean:beta=0.1, "
+                  "krum:f=1, multi-krum:f=1,m=0, bulyan:f=1");
+  cmd->add_option("--after,--hook", a->strategy.after,
+                  "After-aggregation rule, repeatable, in order: a defense spec "
+                  "(fedvar defenses), e.g. vardefense:preset=federated, or "
+                  "crfl:clip=15,sigma=0.01");
+  cmd->add_option("--after-rounds,--hook-rounds", a->strategy.after_rounds,
+                  "Rounds the after-rules run in: all, or e.g. 10 or 5-8 or 15-");
   cmd->add_option("--init", a->init, "Initial global model (.safetensors)");
   cmd->add_option("--width", a->width, "ResNet base width of a fresh model")
       ->check(CLI::Range(1, 1024));

@@ -10,20 +10,19 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "simulate/process_group.h"
-#include "simulate/summary.h"
 #include "core/file_io.h"
 #include "core/log.h"
-#include "core/stop.h"
 #include "core/normalization.h"
+#include "core/stop.h"
 #include "core/trigger.h"
 #include "protocol/auth.h"
+#include "simulate/process_group.h"
+#include "simulate/summary.h"
 
 namespace fedvar::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
 
 struct SimulateArgs {
   std::string data = "/usr/share/datasets/fashion-mnist";
@@ -42,6 +41,8 @@ struct SimulateArgs {
   int rounds = 10;
   // The hook recipe measured best in the federation (docs/vardefense.md).
   std::vector<std::string> hooks = {"vardefense:preset=federated"};
+  std::vector<std::string> before;   // of the defended runs
+  std::string aggregate = "fedavg";  // of the defended runs
   bool compare = false;
   bool clean_baseline = false;
   std::string partition = "dirichlet:0.5";
@@ -58,18 +59,19 @@ struct SimulateArgs {
   std::string init;  // every run starts from this model ("" = a fresh seeded one)
 };
 
-// One federation: a label, whether attackers take part, and its hooks.
+// One federation: a label, whether attackers take part, and its rules.
 struct RunPlan {
   std::string name;
   bool attacked = true;
-  std::string hook;  // "" = none
+  bool defended = false;  // runs --before and --aggregate
+  std::string hook;       // the after-rule, "" = none
 };
 
-// A run's name from its hook spec: "vardefense", or "vardefense-alpha10"
-// for "vardefense:alpha=10" (a file name, unique per spec).
-std::string run_name(const std::string& hook) {
+// A spec as part of a file name: "vardefense-alpha10" for
+// "vardefense:alpha=10" (unique per spec).
+std::string file_part(const std::string& spec) {
   std::string name;
-  for (char c : hook) {
+  for (char c : spec) {
     if (c == ':' || c == ',') {
       name += '-';
     } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.') {
@@ -79,15 +81,26 @@ std::string run_name(const std::string& hook) {
   return name;
 }
 
+// A defended run's name: its rules in phase order, e.g. "flame+median+vardefense".
+std::string run_name(const SimulateArgs& a, const std::string& hook) {
+  std::string name;
+  for (const auto& b : a.before) name += (name.empty() ? "" : "+") + file_part(b);
+  if (a.aggregate != "fedavg") name += (name.empty() ? "" : "+") + file_part(a.aggregate);
+  if (!hook.empty()) name += (name.empty() ? "" : "+") + file_part(hook);
+  return name;
+}
+
 std::vector<RunPlan> plan_runs(const SimulateArgs& a) {
   std::vector<RunPlan> runs;
-  if (a.clean_baseline) runs.push_back({"no-attack", false, ""});
+  if (a.clean_baseline) runs.push_back({"no-attack", false, false, ""});
   std::vector<std::string> hooks;
   for (const auto& h : a.hooks) {
     if (!h.empty() && h != "none") hooks.push_back(h);
   }
-  if (a.compare || hooks.empty()) runs.push_back({"no-defense", true, ""});
-  for (const auto& h : hooks) runs.push_back({run_name(h), true, h});
+  const bool rules = !a.before.empty() || a.aggregate != "fedavg";
+  if (hooks.empty() && rules) hooks.push_back("");
+  if (a.compare || hooks.empty()) runs.push_back({"no-defense", true, false, ""});
+  for (const auto& h : hooks) runs.push_back({run_name(a, h), true, true, h});
   return runs;
 }
 
@@ -164,8 +177,12 @@ std::vector<std::string> server_argv(const SimulateArgs& a, const RunPlan& run,
                                    std::to_string(a.seed)};
   if (!malicious.empty()) argv.insert(argv.end(), {"--malicious", malicious});
   if (!a.init.empty()) argv.insert(argv.end(), {"--init", a.init});
+  if (run.defended) {
+    for (const auto& b : a.before) argv.insert(argv.end(), {"--before", b});
+    argv.insert(argv.end(), {"--aggregate", a.aggregate});
+  }
   if (!run.hook.empty()) {
-    argv.insert(argv.end(), {"--hook", run.hook, "--hook-rounds", a.hook_rounds});
+    argv.insert(argv.end(), {"--after", run.hook, "--after-rounds", a.hook_rounds});
   }
   return argv;
 }
@@ -313,14 +330,20 @@ void register_simulate(CLI::App& app, Commands& commands) {
                   "Rounds attacked: all, 1,3,5-8, 10-");
   cmd->add_option("--scale", a->scale, "Attackers' model replacement factor");
   cmd->add_option("--rounds", a->rounds, "Rounds")->check(CLI::Range(1, 100000));
-  cmd->add_option("--hook", a->hooks,
-                  "Post-aggregation hook spec; repeat for one run per hook; none = "
-                  "no hook (default vardefense:preset=federated)");
-  cmd->add_option("--hook-rounds", a->hook_rounds,
-                  "Rounds the hook runs in: all, or e.g. 10 or 8-");
-  cmd->add_flag("--compare", a->compare, "Also run without the hook");
+  cmd->add_option("--before", a->before,
+                  "Before-aggregation rule of the defended runs, repeatable, in order: "
+                  "norm-clip:bound=B, flame, fltrust");
+  cmd->add_option("--aggregate", a->aggregate,
+                  "Aggregation rule of the defended runs: fedavg, median, "
+                  "trimmed-mean:beta=0.1, krum:f=1, multi-krum:f=1,m=0, bulyan:f=1");
+  cmd->add_option("--after,--hook", a->hooks,
+                  "After-aggregation rule (a defense spec or crfl); repeat for one run "
+                  "per rule; none = no after-rule (default vardefense:preset=federated)");
+  cmd->add_option("--after-rounds,--hook-rounds", a->hook_rounds,
+                  "Rounds the after-rule runs in: all, or e.g. 10 or 8-");
+  cmd->add_flag("--compare", a->compare, "Also run plain FedAvg without any rule");
   cmd->add_flag("--clean-baseline", a->clean_baseline,
-                "Also run without attackers and without the hook");
+                "Also run without attackers and without any rule");
   cmd->add_option("--partition", a->partition, "iid or dirichlet:BETA");
   cmd->add_option("--pool-size", a->pool_size, "Train images shared out to the clients")
       ->check(CLI::Range(1, 10000000));

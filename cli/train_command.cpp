@@ -58,8 +58,7 @@ Status run_train(const TrainArgs& a, nlohmann::json& report) {
   std::optional<Normalization> init_normalization;
   if (a.init.empty()) {
     model = ResNet18(ResNetOptions{train.channels(), train.num_classes,
-                                   stem_from_name(a.stem),
-                                   a.width});
+                                   stem_from_name(a.stem), a.width});
   } else {
     // Continue training (e.g. a lower learning rate after a first run): the
     // architecture and, unless --normalize says otherwise, the normalization
@@ -88,8 +87,7 @@ Status run_train(const TrainArgs& a, nlohmann::json& report) {
                  s.loss, s.train_acc, s.seconds);
   };
   const auto start = std::chrono::steady_clock::now();
-  FEDVAR_ASSIGN_OR_RETURN(auto history,
-                          train_model(model, train, opts, callbacks));
+  FEDVAR_ASSIGN_OR_RETURN(auto history, train_model(model, train, opts, callbacks));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -113,7 +111,8 @@ Status run_train(const TrainArgs& a, nlohmann::json& report) {
     report["target"] = poison->target;
     report["ratio"] = poison->ratio;
     FEDVAR_ASSIGN_OR_RETURN(
-        report["asr"], attack_success_percent(model, test, poison->trigger, a.target, eval));
+        report["asr"],
+        attack_success_percent(model, test, poison->trigger, a.target, eval));
   }
   model->to(torch::kCPU);
   FEDVAR_RETURN_IF_ERROR(save_resnet(a.out, model, opts.normalization));

@@ -4,8 +4,8 @@
 #include <zmq.hpp>
 
 #include "core/log.h"
-#include "core/stop.h"
 #include "core/model_io.h"
+#include "core/stop.h"
 #include "core/trainer.h"
 #include "protocol/channel.h"
 
@@ -48,9 +48,9 @@ class Client {
     const bool attacking =
         options_.attack && options_.attack->rounds.contains(task.round);
     if (attacking) {
-      hooks.transform = poison_transform({options_.attack->trigger, options_.attack->target,
-                                          options_.attack->ratio},
-                                         opts.seed);
+      hooks.transform = poison_transform(
+          {options_.attack->trigger, options_.attack->target, options_.attack->ratio},
+          opts.seed);
     }
     FEDVAR_ASSIGN_OR_RETURN(auto history, train_model(model_, shard_, opts, hooks));
     const EpochStats& last = history.back();
@@ -73,7 +73,6 @@ class Client {
 };
 
 }  // namespace
-
 
 Status run_client(const ClientOptions& options, const Dataset& shard) {
   if (options.key.empty()) return Status::InvalidArgument("an HMAC key is required");

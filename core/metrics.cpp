@@ -53,8 +53,8 @@ auto guarded(F&& f) -> Result<decltype(f())> {
 
 }  // namespace
 
-Result<torch::Tensor> predict(ResNet18& model, const Dataset& data, const EvalOptions& opts,
-                              const TriggerSpec* trigger) {
+Result<torch::Tensor> predict(ResNet18& model, const Dataset& data,
+                              const EvalOptions& opts, const TriggerSpec* trigger) {
   return guarded([&] { return predict_or_throw(model, data, opts, trigger); });
 }
 
@@ -66,7 +66,8 @@ Result<double> accuracy_percent(ResNet18& model, const Dataset& data,
 Result<double> attack_success_percent(ResNet18& model, const Dataset& data,
                                       const TriggerSpec& trigger, int64_t target,
                                       const EvalOptions& opts) {
-  return guarded([&] { return target_rate_percent(model, data, &trigger, target, opts); });
+  return guarded(
+      [&] { return target_rate_percent(model, data, &trigger, target, opts); });
 }
 
 Result<double> clean_to_target_percent(ResNet18& model, const Dataset& data,

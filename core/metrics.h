@@ -39,6 +39,7 @@ Result<double> clean_to_target_percent(ResNet18& model, const Dataset& data,
 
 // Predicted class of every image, with `trigger` stamped when non-null.
 Result<torch::Tensor> predict(ResNet18& model, const Dataset& data,
-                              const EvalOptions& opts, const TriggerSpec* trigger = nullptr);
+                              const EvalOptions& opts,
+                              const TriggerSpec* trigger = nullptr);
 
 }  // namespace fedvar

@@ -32,4 +32,14 @@ Status check_same_layout(const StateDict& update, const StateDict& reference) {
   return Status::Ok();
 }
 
+bool is_buffer_name(const std::string& name) {
+  for (const char* suffix : {"running_mean", "running_var", "num_batches_tracked"}) {
+    const std::string s = suffix;
+    if (name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace fedvar

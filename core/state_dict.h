@@ -19,4 +19,8 @@ using StateDict = std::map<std::string, torch::Tensor>;
 // ("missing tensor 'x'", "unexpected tensor 'x'", "tensor 'x' has shape ...").
 Status check_same_layout(const StateDict& update, const StateDict& reference);
 
+// Whether `name` is a BatchNorm buffer in torchvision's naming (running_mean,
+// running_var, num_batches_tracked): state, not a trainable parameter.
+bool is_buffer_name(const std::string& name);
+
 }  // namespace fedvar

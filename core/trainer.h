@@ -52,8 +52,8 @@ struct BatchLoss {
   torch::Tensor logits;
 };
 // The loss of normalized images x with labels y.
-using LossFn =
-    std::function<BatchLoss(ResNet18& model, const torch::Tensor& x, const torch::Tensor& y)>;
+using LossFn = std::function<BatchLoss(ResNet18& model, const torch::Tensor& x,
+                                       const torch::Tensor& y)>;
 // Changes a batch of unit-float images x and labels y in place before the
 // step; returns how many images it changed. `gen` is the loop's generator.
 using BatchTransform =
@@ -62,8 +62,8 @@ using BatchTransform =
 // What varies between the trainings; every member may be empty.
 struct TrainHooks {
   BatchTransform transform;
-  LossFn loss;                        // empty: cross-entropy
-  std::function<void()> after_step;   // e.g. keep purified channels at zero
+  LossFn loss;                       // empty: cross-entropy
+  std::function<void()> after_step;  // e.g. keep purified channels at zero
   std::function<void(int epoch, int64_t batch, int64_t batches, double loss)> on_batch;
   std::function<void(const EpochStats&)> on_epoch;
   int64_t report_every = 50;  // batches between on_batch calls

@@ -14,7 +14,8 @@ namespace fedvar::trigger_detail {
 inline constexpr int64_t kDbaGridCols = 2;
 
 // kInvalidArgument "key=value: why".
-Status bad_value(const std::string& key, const std::string& value, const std::string& why);
+Status bad_value(const std::string& key, const std::string& value,
+                 const std::string& why);
 // "RxC".
 std::string dims(int64_t rows, int64_t cols);
 // The fields' ranges, whatever the image size.

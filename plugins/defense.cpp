@@ -16,7 +16,8 @@ Result<double> clean_accuracy(ResNet18& model, const Dataset& data,
 Result<nlohmann::json> Defense::apply(ResNet18& model, const DefenseContext& ctx) {
   const auto start = Clock::now();
   FEDVAR_RETURN_IF_ERROR(ctx.normalization.check_channels(ctx.clean.channels()));
-  FEDVAR_ASSIGN_OR_RETURN(auto split, split_clean(ctx.clean, holdout(), ctx.split_seed()));
+  FEDVAR_ASSIGN_OR_RETURN(auto split,
+                          split_clean(ctx.clean, holdout(), ctx.split_seed()));
   try {
     model->to(ctx.device);
     FEDVAR_ASSIGN_OR_RETURN(const double acc_before,
@@ -27,7 +28,8 @@ Result<nlohmann::json> Defense::apply(ResNet18& model, const DefenseContext& ctx
     report["holdout_images"] = split.holdout.size();
     report["holdout_seed"] = ctx.split_seed();
     report["acc_before"] = acc_before;
-    FEDVAR_ASSIGN_OR_RETURN(report["acc_after"], clean_accuracy(model, split.holdout, ctx));
+    FEDVAR_ASSIGN_OR_RETURN(report["acc_after"],
+                            clean_accuracy(model, split.holdout, ctx));
     report["options"] = options();
     report["seconds"]["total"] = seconds_since(start);
     return report;

@@ -19,6 +19,7 @@
 #include "core/resnet.h"
 #include "core/status.h"
 #include "plugins/clean_split.h"
+#include "plugins/option_table.h"
 
 namespace fedvar::plugins {
 
@@ -64,6 +65,20 @@ class Defense {
   // ACC of the model as given. May throw libtorch's exceptions.
   virtual Result<nlohmann::json> purify(ResNet18& model, const CleanSplit& split,
                                         double acc_before, const DefenseContext& ctx) = 0;
+};
+
+// A defense whose options struct OptionsT has a table() and a `holdout`
+// share: the holdout and the report's options echo come from them.
+template <typename OptionsT>
+class DefenseWith : public Defense {
+ public:
+  explicit DefenseWith(OptionsT options) : options_(std::move(options)) {}
+
+ protected:
+  double holdout() const override { return options_.holdout; }
+  nlohmann::json options() const override { return OptionsT::table().echo(options_); }
+
+  OptionsT options_;
 };
 
 // Clean ACC (percent) of `model` on `data` with the context's normalization

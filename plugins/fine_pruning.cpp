@@ -32,16 +32,6 @@ const OptionTable<FinePruningOptions>& FinePruningOptions::table() {
   return table;
 }
 
-Result<FinePruningOptions> FinePruningOptions::from(const Options& options) {
-  FinePruningOptions o;
-  FEDVAR_RETURN_IF_ERROR(table().read(options, o));
-  return o;
-}
-
-nlohmann::json FinePruning::options() const {
-  return FinePruningOptions::table().echo(options_);
-}
-
 Result<nlohmann::json> FinePruning::purify(ResNet18& model, const CleanSplit& split,
                                            double acc_before, const DefenseContext& ctx) {
   const auto start = Clock::now();
@@ -64,18 +54,18 @@ Result<nlohmann::json> FinePruning::purify(ResNet18& model, const CleanSplit& sp
   ChannelMask mask;
   mask.purify(convs[last], first(order, kept));
   const double prune_s = seconds_since(start);
-  ctx.say("fine-pruning: pruned " + std::to_string(kept) + "/" + std::to_string(channels) +
-          " channels of " + convs[last].name);
+  ctx.say("fine-pruning: pruned " + std::to_string(kept) + "/" +
+          std::to_string(channels) + " channels of " + convs[last].name);
   TrainOptions tune = fine_tune_options(options_.epochs);
   tune.lr = options_.lr;
   tune.seed = ctx.seed;
   TrainHooks hooks;
   hooks.after_step = [&] { mask.apply(); };
   FEDVAR_RETURN_IF_ERROR(fine_tune(model, split.tune, ctx, tune, hooks));
-  return nlohmann::json{{"pruned", mask.to_json()},
-                        {"pruned_total", mask.total()},
-                        {"seconds",
-                         {{"prune", prune_s}, {"fine_tune", seconds_since(start) - prune_s}}}};
+  return nlohmann::json{
+      {"pruned", mask.to_json()},
+      {"pruned_total", mask.total()},
+      {"seconds", {{"prune", prune_s}, {"fine_tune", seconds_since(start) - prune_s}}}};
 }
 
 }  // namespace fedvar::plugins

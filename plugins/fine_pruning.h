@@ -16,22 +16,16 @@ struct FinePruningOptions {
   double lr = 0.01;
   double holdout = 0.1;
   static const OptionTable<FinePruningOptions>& table();
-  static Result<FinePruningOptions> from(const Options& options);
 };
 
-class FinePruning : public Defense {
+class FinePruning : public DefenseWith<FinePruningOptions> {
  public:
-  explicit FinePruning(FinePruningOptions options) : options_(options) {}
+  using DefenseWith::DefenseWith;
   std::string name() const override { return "fine-pruning"; }
 
  protected:
-  double holdout() const override { return options_.holdout; }
-  nlohmann::json options() const override;
-  Result<nlohmann::json> purify(ResNet18& model, const CleanSplit& split, double acc_before,
-                                const DefenseContext& ctx) override;
-
- private:
-  FinePruningOptions options_;
+  Result<nlohmann::json> purify(ResNet18& model, const CleanSplit& split,
+                                double acc_before, const DefenseContext& ctx) override;
 };
 
 }  // namespace fedvar::plugins

@@ -9,26 +9,17 @@ namespace fedvar::plugins {
 
 const OptionTable<FineTuningOptions>& FineTuningOptions::table() {
   using O = FineTuningOptions;
-  static const OptionTable<O> table = OptionTable<O>("fine-tuning")
-           .integer("epochs", &O::epochs, 0, 10000, "epochs of SGD on the clean set")
-           .real("lr", &O::lr, 0.0, 10.0, "learning rate")
-           .integer("batch_size", &O::batch_size, 1, 65536, "mini-batch size")
-           .flag("cosine", &O::cosine, "anneal the lr to 0 along a half cosine")
-           .flag("augment", &O::augment, "shift by up to 2 pixels and flip each image")
-           .flag("recalibrate", &O::recalibrate,
-                 "re-estimate BatchNorm statistics on the clean set at the end")
-           .real("holdout", &O::holdout, 0.0, 0.9, "share of the clean set held out");
+  static const OptionTable<O> table =
+      OptionTable<O>("fine-tuning")
+          .integer("epochs", &O::epochs, 0, 10000, "epochs of SGD on the clean set")
+          .real("lr", &O::lr, 0.0, 10.0, "learning rate")
+          .integer("batch_size", &O::batch_size, 1, 65536, "mini-batch size")
+          .flag("cosine", &O::cosine, "anneal the lr to 0 along a half cosine")
+          .flag("augment", &O::augment, "shift by up to 2 pixels and flip each image")
+          .flag("recalibrate", &O::recalibrate,
+                "re-estimate BatchNorm statistics on the clean set at the end")
+          .real("holdout", &O::holdout, 0.0, 0.9, "share of the clean set held out");
   return table;
-}
-
-Result<FineTuningOptions> FineTuningOptions::from(const Options& options) {
-  FineTuningOptions o;
-  FEDVAR_RETURN_IF_ERROR(table().read(options, o));
-  return o;
-}
-
-nlohmann::json FineTuning::options() const {
-  return FineTuningOptions::table().echo(options_);
 }
 
 Result<nlohmann::json> FineTuning::purify(ResNet18& model, const CleanSplit& split,
@@ -42,7 +33,8 @@ Result<nlohmann::json> FineTuning::purify(ResNet18& model, const CleanSplit& spl
   TrainHooks hooks;
   if (options_.augment) hooks.transform = augment_transform();
   FEDVAR_RETURN_IF_ERROR(fine_tune(model, split.tune, ctx, tune, hooks));
-  if (options_.recalibrate) recalibrate_batchnorm(model, split.tune, ctx, tune.batch_size);
+  if (options_.recalibrate)
+    recalibrate_batchnorm(model, split.tune, ctx, tune.batch_size);
   ctx.say("fine-tuning: " + std::to_string(tune.epochs) + " epochs");
   return nlohmann::json{{"epochs", tune.epochs},
                         {"pruned", nlohmann::json::object()},

@@ -17,22 +17,16 @@ struct FineTuningOptions {
   bool recalibrate = false;  // re-estimate BN statistics at the end
   double holdout = 0.1;      // share of the clean set kept for ACC checks
   static const OptionTable<FineTuningOptions>& table();
-  static Result<FineTuningOptions> from(const Options& options);
 };
 
-class FineTuning : public Defense {
+class FineTuning : public DefenseWith<FineTuningOptions> {
  public:
-  explicit FineTuning(FineTuningOptions options) : options_(options) {}
+  using DefenseWith::DefenseWith;
   std::string name() const override { return "fine-tuning"; }
 
  protected:
-  double holdout() const override { return options_.holdout; }
-  nlohmann::json options() const override;
-  Result<nlohmann::json> purify(ResNet18& model, const CleanSplit& split, double acc_before,
-                                const DefenseContext& ctx) override;
-
- private:
-  FineTuningOptions options_;
+  Result<nlohmann::json> purify(ResNet18& model, const CleanSplit& split,
+                                double acc_before, const DefenseContext& ctx) override;
 };
 
 }  // namespace fedvar::plugins

@@ -24,14 +24,6 @@ const OptionTable<NadOptions>& NadOptions::table() {
   return table;
 }
 
-Result<NadOptions> NadOptions::from(const Options& options) {
-  NadOptions o;
-  FEDVAR_RETURN_IF_ERROR(table().read(options, o));
-  return o;
-}
-
-nlohmann::json Nad::options() const { return NadOptions::table().echo(options_); }
-
 torch::Tensor attention_map(const torch::Tensor& features, double power) {
   auto a = features.abs().pow(power).mean(/*dim=*/1).flatten(1);
   return torch::nn::functional::normalize(
@@ -70,7 +62,8 @@ Result<nlohmann::json> Nad::purify(ResNet18& model, const CleanSplit& split, dou
   FEDVAR_RETURN_IF_ERROR(fine_tune(model, split.tune, ctx, tune, hooks));
   return nlohmann::json{
       {"pruned", nlohmann::json::object()},
-      {"seconds", {{"teacher", teacher_s}, {"distill", seconds_since(start) - teacher_s}}}};
+      {"seconds",
+       {{"teacher", teacher_s}, {"distill", seconds_since(start) - teacher_s}}}};
 }
 
 }  // namespace fedvar::plugins

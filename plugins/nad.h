@@ -20,25 +20,19 @@ struct NadOptions {
   double power = 2.0;
   double holdout = 0.1;
   static const OptionTable<NadOptions>& table();
-  static Result<NadOptions> from(const Options& options);
 };
 
 // NAD's attention map of features [B, C, H, W]: [B, H*W], unit L2 rows.
 torch::Tensor attention_map(const torch::Tensor& features, double power);
 
-class Nad : public Defense {
+class Nad : public DefenseWith<NadOptions> {
  public:
-  explicit Nad(NadOptions options) : options_(options) {}
+  using DefenseWith::DefenseWith;
   std::string name() const override { return "nad"; }
 
  protected:
-  double holdout() const override { return options_.holdout; }
-  nlohmann::json options() const override;
-  Result<nlohmann::json> purify(ResNet18& model, const CleanSplit& split, double acc_before,
-                                const DefenseContext& ctx) override;
-
- private:
-  NadOptions options_;
+  Result<nlohmann::json> purify(ResNet18& model, const CleanSplit& split,
+                                double acc_before, const DefenseContext& ctx) override;
 };
 
 }  // namespace fedvar::plugins

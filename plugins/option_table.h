@@ -22,9 +22,10 @@ class OptionTable {
 
   OptionTable& real(const char* name, double T::*field, double min, double max,
                     const char* help) {
-    return add(name, help, "[" + number(min) + ", " + number(max) + "]",
-               [=](OptionReader& r, T& o) { o.*field = r.get(name, o.*field, min, max); },
-               [=](const T& o) { return nlohmann::json(o.*field); });
+    return add(
+        name, help, "[" + number(min) + ", " + number(max) + "]",
+        [=](OptionReader& r, T& o) { o.*field = r.get(name, o.*field, min, max); },
+        [=](const T& o) { return nlohmann::json(o.*field); });
   }
   template <typename Int>
   OptionTable& integer(const char* name, Int T::*field, int min, int max,
@@ -39,13 +40,16 @@ class OptionTable {
   OptionTable& flag(const char* name, bool T::*field, const char* help) {
     return add(
         name, help, "0 or 1",
-        [=](OptionReader& r, T& o) { o.*field = r.get(name, o.*field ? 1 : 0, 0, 1) == 1; },
+        [=](OptionReader& r, T& o) {
+          o.*field = r.get(name, o.*field ? 1 : 0, 0, 1) == 1;
+        },
         [=](const T& o) { return nlohmann::json(o.*field ? 1 : 0); });
   }
   // A word out of `choices`; `then` (may be empty) runs right after it is
   // read, before the options that follow it (a preset sets their defaults).
-  OptionTable& choice(const char* name, std::string T::*field, std::set<std::string> choices,
-                      const char* help, std::function<void(T&)> then = {}) {
+  OptionTable& choice(const char* name, std::string T::*field,
+                      std::set<std::string> choices, const char* help,
+                      std::function<void(T&)> then = {}) {
     std::string range;
     for (const auto& c : choices) range += (range.empty() ? "" : "|") + c;
     return add(
@@ -57,12 +61,23 @@ class OptionTable {
         [=](const T& o) { return nlohmann::json(o.*field); });
   }
 
-  // `options` read into `out` in table order, starting from out's values.
-  // A malformed value, one out of range or an unknown key: kInvalidArgument.
-  Status read(const Options& options, T& out) const {
+  // A check of the options together, run by parse() after every option is
+  // read (e.g. that a start does not exceed a max).
+  OptionTable& check(std::function<Status(const T&)> fn) {
+    check_ = std::move(fn);
+    return *this;
+  }
+
+  // T's defaults with `options` read over them in table order, then checked.
+  // A malformed value, one out of range, an unknown key or a failed check:
+  // kInvalidArgument.
+  Result<T> parse(const Options& options) const {
+    T out;
     OptionReader reader(plugin_, options);
     for (const Entry& e : entries_) e.read(reader, out);
-    return reader.finish();
+    FEDVAR_RETURN_IF_ERROR(reader.finish());
+    if (check_) FEDVAR_RETURN_IF_ERROR(check_(out));
+    return out;
   }
   // {"name": value, ...}: what a report says it ran with.
   nlohmann::json echo(const T& o) const {
@@ -74,8 +89,10 @@ class OptionTable {
   nlohmann::json describe(const T& defaults) const {
     nlohmann::json rows = nlohmann::json::array();
     for (const Entry& e : entries_) {
-      rows.push_back(
-          {{"name", e.name}, {"default", e.value(defaults)}, {"range", e.range}, {"help", e.help}});
+      rows.push_back({{"name", e.name},
+                      {"default", e.value(defaults)},
+                      {"range", e.range},
+                      {"help", e.help}});
     }
     return rows;
   }
@@ -96,6 +113,7 @@ class OptionTable {
 
   std::string plugin_;
   std::vector<Entry> entries_;
+  std::function<Status(const T&)> check_;
 };
 
 }  // namespace fedvar::plugins

@@ -10,7 +10,7 @@ namespace {
 
 template <typename DefenseT, typename OptionsT>
 Result<std::unique_ptr<Defense>> build(const Options& options) {
-  FEDVAR_ASSIGN_OR_RETURN(auto o, OptionsT::from(options));
+  FEDVAR_ASSIGN_OR_RETURN(auto o, OptionsT::table().parse(options));
   return std::unique_ptr<Defense>(std::make_unique<DefenseT>(o));
 }
 

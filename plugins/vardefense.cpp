@@ -43,7 +43,8 @@ std::vector<int64_t> select_channels(const torch::Tensor& variance, const ConvBn
   if (alive.empty()) return {};
   std::sort(all.begin(), all.end());
   const auto k = static_cast<int64_t>(std::floor(tau * channels));
-  const double threshold = k >= channels ? std::numeric_limits<double>::infinity() : all[k];
+  const double threshold =
+      k >= channels ? std::numeric_limits<double>::infinity() : all[k];
   std::vector<int64_t> chosen;
   for (int64_t c : alive) {
     if (var[c] < threshold || (tau > 0 && var[c] == 0.0)) chosen.push_back(c);
@@ -111,14 +112,16 @@ class Purification {
         o_.restore_norms ? filter_norms(convs_, indices_) : std::vector<torch::Tensor>{};
     nlohmann::json steps = nlohmann::json::array();
     for (int s = 0; s < o_.share_steps; ++s) {
-      const double tau = o_.share_steps == 1 ? o_.share_max
-                                             : o_.share_start + (o_.share_max - o_.share_start) *
-                                                                    s / (o_.share_steps - 1);
+      const double tau = o_.share_steps == 1
+                             ? o_.share_max
+                             : o_.share_start + (o_.share_max - o_.share_start) * s /
+                                                    (o_.share_steps - 1);
       auto t0 = Clock::now();
       if (o_.recalibrate) recalibrate_batchnorm(model_, tune_, ctx_, o_.batch_size);
       const auto variances = measure();
       measure_s_ += seconds_since(t0);
-      nlohmann::json step = {{"step", s + 1}, {"tau", tau}, {"purified", select(tau, variances)}};
+      nlohmann::json step = {
+          {"step", s + 1}, {"tau", tau}, {"purified", select(tau, variances)}};
       FEDVAR_RETURN_IF_ERROR(train(o_.step_epochs, /*cosine=*/false));
       ctx_.say("vardefense: step " + std::to_string(s + 1) + "/" +
                std::to_string(o_.share_steps) + " share " + std::to_string(tau) + ", " +
@@ -176,7 +179,8 @@ class Purification {
     hooks.loss = [this](ResNet18& m, const torch::Tensor& x, const torch::Tensor& y) {
       auto logits = m->forward(x);
       auto total = torch::nn::functional::cross_entropy(logits, y);
-      for (size_t i : indices_) total = total + convs_[i].conv->weight.abs().sum() / alpha_;
+      for (size_t i : indices_)
+        total = total + convs_[i].conv->weight.abs().sum() / alpha_;
       return BatchLoss{total, logits};
     };
     hooks.after_step = [this] { mask_.apply(); };
@@ -241,17 +245,14 @@ const OptionTable<VarDefenseOptions>& VarDefenseOptions::table() {
           .flag("restore_norms", &O::restore_norms,
                 "give the purified layers' filters back their norms at the end")
           .flag("standardize", &O::standardize,
-                "score the standardized conv output; 0: the paper's relu(bn(conv))");
+                "score the standardized conv output; 0: the paper's relu(bn(conv))")
+          .check([](const O& o) {
+            return o.share_start > o.share_max
+                       ? Status::InvalidArgument(
+                             "vardefense: share_start must not exceed share_max")
+                       : Status::Ok();
+          });
   return table;
-}
-
-Result<VarDefenseOptions> VarDefenseOptions::from(const Options& options) {
-  VarDefenseOptions o;
-  FEDVAR_RETURN_IF_ERROR(table().read(options, o));
-  if (o.share_start > o.share_max) {
-    return Status::InvalidArgument("vardefense: share_start must not exceed share_max");
-  }
-  return o;
 }
 
 std::vector<size_t> purified_layer_indices(ResNet18& model, int layers) {
@@ -262,10 +263,6 @@ std::vector<size_t> purified_layer_indices(ResNet18& model, int layers) {
   }
   const size_t count = std::min(main_path.size(), static_cast<size_t>(2 * layers));
   return {main_path.end() - static_cast<std::ptrdiff_t>(count), main_path.end()};
-}
-
-nlohmann::json VarDefense::options() const {
-  return VarDefenseOptions::table().echo(options_);
 }
 
 Result<nlohmann::json> VarDefense::purify(ResNet18& model, const CleanSplit& split,
@@ -280,7 +277,8 @@ Result<nlohmann::json> VarDefense::purify(ResNet18& model, const CleanSplit& spl
   for (int k = 0; k <= kAutoAlphaSteps; ++k) {
     const double alpha = kAutoAlphaFirst * std::pow(10.0, k / 2.0);
     chosen = clone_model(model);
-    FEDVAR_ASSIGN_OR_RETURN(report, Purification(chosen, split.tune, ctx, options_, alpha).run());
+    FEDVAR_ASSIGN_OR_RETURN(report,
+                            Purification(chosen, split.tune, ctx, options_, alpha).run());
     FEDVAR_ASSIGN_OR_RETURN(acc, clean_accuracy(chosen, split.holdout, ctx));
     trials.push_back({{"alpha", alpha}, {"holdout_acc", acc}});
     ctx.say("vardefense: alpha " + std::to_string(alpha) + " holdout acc " +

@@ -39,26 +39,20 @@ struct VarDefenseOptions {
   bool restore_norms = false;  // give filters back their norms at the end
   bool standardize = true;     // 0: the paper's relu(bn(conv)) score
   static const OptionTable<VarDefenseOptions>& table();
-  static Result<VarDefenseOptions> from(const Options& options);
 };
 
 // The convs VarDefense purifies: indices into model->conv_layers() of the
 // last 2n residual-path convs, in forward order.
 std::vector<size_t> purified_layer_indices(ResNet18& model, int layers);
 
-class VarDefense : public Defense {
+class VarDefense : public DefenseWith<VarDefenseOptions> {
  public:
-  explicit VarDefense(VarDefenseOptions options) : options_(options) {}
+  using DefenseWith::DefenseWith;
   std::string name() const override { return "vardefense"; }
 
  protected:
-  double holdout() const override { return options_.holdout; }
-  nlohmann::json options() const override;
-  Result<nlohmann::json> purify(ResNet18& model, const CleanSplit& split, double acc_before,
-                                const DefenseContext& ctx) override;
-
- private:
-  VarDefenseOptions options_;
+  Result<nlohmann::json> purify(ResNet18& model, const CleanSplit& split,
+                                double acc_before, const DefenseContext& ctx) override;
 };
 
 }  // namespace fedvar::plugins

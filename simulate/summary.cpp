@@ -5,9 +5,9 @@
 
 #include <sstream>
 
-#include "plot/metrics_plot.h"
 #include "core/file_io.h"
 #include "core/log.h"
+#include "plot/metrics_plot.h"
 
 namespace fedvar::simulate {
 namespace {

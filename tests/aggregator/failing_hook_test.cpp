@@ -9,8 +9,11 @@
 #include <chrono>
 #include <future>
 
-#include "aggregator/round_pipeline.h"
+#include "aggregator/after_hooks.h"
+#include "aggregator/aggregation_rules.h"
+#include "aggregator/round_recorder.h"
 #include "aggregator/server.h"
+#include "core/model_io.h"
 #include "protocol/auth.h"
 #include "tests/support/test_util.h"
 
@@ -48,15 +51,17 @@ std::future<testing::CommandResult> start_clients(const std::string& endpoint,
               " --threads 1 > /dev/null 2>&1 & ";
   }
   script += "wait; echo clients-exited";
-  return std::async(std::launch::async,
-                    [script] { return testing::run_command("bash -c '" + script + "'"); });
+  return std::async(std::launch::async, [script] {
+    return testing::run_command("bash -c '" + script + "'");
+  });
 }
 
-// Runs a 3-round federation of two clients whose callbacks come from
-// `make_callbacks`; returns the server's status and how many seconds the
-// client processes took to exit after the server returned.
+// Runs a 3-round federation of two clients with the record step
+// `make_record` gives and, with `throwing_hook`, the throwing after-rule;
+// returns the server's status and how many seconds the client processes took
+// to exit after the server returned.
 std::pair<Status, double> run_failing_federation(
-    const std::function<RoundCallbacks(RoundPipeline&)>& make_callbacks) {
+    bool throwing_hook, const std::function<RecordFn(RoundRecorder&)>& make_record) {
   auto test = load_dataset(testing::kData, "test");
   EXPECT_TRUE(test.ok());
   ServerOptions options;
@@ -67,19 +72,22 @@ std::pair<Status, double> run_failing_federation(
   options.round_timeout_s = 60;
   options.key = kKey;
   options.training.batch_size = 32;
-  torch::manual_seed(0);
-  Server server(options, ResNet18(ResNetOptions{1, 10, Stem::kCifar, 4}));
-  EXPECT_TRUE(server.bind().ok());
   plugins::DefenseContext context;
   context.clean = test->slice(0, 100);
   context.normalization = Normalization::none(1);
-  std::vector<std::unique_ptr<plugins::Defense>> hooks;
-  hooks.push_back(std::make_unique<ThrowingHook>());
+  std::vector<std::unique_ptr<AfterHook>> after;
+  if (throwing_hook)
+    after.push_back(defense_hook(std::make_unique<ThrowingHook>(), context));
+  Strategy strategy({}, make_aggregation_rule("fedavg").value(), std::move(after));
+  torch::manual_seed(0);
+  ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
+  Server server(options, resnet_state(model).tensors, strategy);
+  EXPECT_TRUE(server.bind().ok());
   EvalSpec eval{test->slice(0, 100), std::nullopt, 0, {}};
   eval.options.normalization = context.normalization;
-  RoundPipeline pipeline({}, std::move(hooks), context, eval);
+  RoundRecorder recorder({}, eval);
   auto clients = start_clients(server.endpoint(), 2);
-  const Status status = server.run(make_callbacks(pipeline));
+  const Status status = server.run(make_record(recorder));
   const auto returned = std::chrono::steady_clock::now();
   EXPECT_EQ(clients.wait_for(std::chrono::seconds(60)), std::future_status::ready);
   EXPECT_NE(clients.get().output.find("clients-exited"), std::string::npos);
@@ -90,7 +98,7 @@ std::pair<Status, double> run_failing_federation(
 
 TEST(FailingHook, ErrorIsReturnedAndEveryClientExitsWithinSeconds) {
   auto [status, seconds] =
-      run_failing_federation([](RoundPipeline& p) { return p.callbacks(); });
+      run_failing_federation(true, [](RoundRecorder& r) { return r.callback(); });
   EXPECT_EQ(status.code(), Code::kInternal);
   EXPECT_NE(status.message().find("injected hook failure"), std::string::npos)
       << status.message();
@@ -99,16 +107,14 @@ TEST(FailingHook, ErrorIsReturnedAndEveryClientExitsWithinSeconds) {
   EXPECT_LT(seconds, 10.0);
 }
 
-// An exception that escapes a callback (not only a Status) still ends the run
-// with an error and stops the clients.
-TEST(FailingHook, ExceptionOutOfACallbackStillStopsTheClients) {
-  auto [status, seconds] = run_failing_federation([](RoundPipeline& p) {
-    RoundCallbacks callbacks = p.callbacks();
-    callbacks.after_aggregation = [](const RoundOutcome&, ResNet18&) -> Status {
+// An exception that escapes the record step (not only a Status) still ends
+// the run with an error and stops the clients.
+TEST(FailingHook, ExceptionOutOfTheRecordStepStillStopsTheClients) {
+  auto [status, seconds] = run_failing_federation(false, [](RoundRecorder&) -> RecordFn {
+    return [](const RoundOutcome&, const StateDict&) -> Status {
       TORCH_CHECK(false, "thrown past the pipeline");
       return Status::Ok();
     };
-    return callbacks;
   });
   EXPECT_EQ(status.code(), Code::kInternal);
   EXPECT_NE(status.message().find("thrown past the pipeline"), std::string::npos)

@@ -43,14 +43,16 @@ std::string generate() {
       "# The `fedvar` command line\n\n"
       "Generated from the binary by `tests/cli/cli_docs_test.cpp` (run it with\n"
       "`FEDVAR_UPDATE_DOCS=1` to rewrite this page); do not edit by hand.\n\n"
-      "```\n" + top + "```\n";
+      "```\n" +
+      top + "```\n";
   for (const auto& name : subcommands(top)) {
     page += "\n## fedvar " + name + "\n\n```\n" + help(name + " --help") + "```\n";
   }
-  page += "\n## Defenses and their options\n\n"
-          "A defense is named by a spec, `NAME` or `NAME:key=value,...` (`fedvar purify\n"
-          "--defense`, `fedvar serve --hook`, `fedvar simulate --hook`).\n\n" +
-          help("defenses --markdown");
+  page +=
+      "\n## Defenses and their options\n\n"
+      "A defense is named by a spec, `NAME` or `NAME:key=value,...` (`fedvar purify\n"
+      "--defense`, `fedvar serve --hook`, `fedvar simulate --hook`).\n\n" +
+      help("defenses --markdown");
   return page;
 }
 
@@ -63,7 +65,8 @@ TEST(CliDocs, DocsCliMdIsTheBinarysHelp) {
     ASSERT_TRUE(write_file_atomic(path, page).ok());
   }
   auto committed = read_file(path);
-  ASSERT_TRUE(committed.ok()) << path << " is missing: run this test with FEDVAR_UPDATE_DOCS=1";
+  ASSERT_TRUE(committed.ok()) << path
+                              << " is missing: run this test with FEDVAR_UPDATE_DOCS=1";
   EXPECT_EQ(*committed, page)
       << "docs/cli.md is stale: run this test with FEDVAR_UPDATE_DOCS=1 and commit it";
 }

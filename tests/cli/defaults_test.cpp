@@ -42,11 +42,12 @@ Eval eval(const TempDir& dir, const std::string& model, const std::string& flags
 TEST(Defaults, AFileWithoutNormalizationRunsWithNone) {
   TempDir dir;
   const std::string trained = dir.file("trained.safetensors");
-  ASSERT_EQ(run_command(kFedvar + " train --data " + kData + " --out " + trained +
-                        " --range 0:1000 --test-range 0:100 --width 4 --epochs 2 --lr 0.05"
-                        " --normalize 0,1 --device cpu 2>/dev/null")
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      run_command(kFedvar + " train --data " + kData + " --out " + trained +
+                  " --range 0:2000 --test-range 0:100 --width 8 --epochs 3 --lr 0.05"
+                  " --normalize 0,1 --device cpu 2>/dev/null")
+          .exit_code,
+      0);
   auto loaded = load_resnet(trained);
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
   const std::string plain = dir.file("plain.safetensors");
@@ -57,8 +58,9 @@ TEST(Defaults, AFileWithoutNormalizationRunsWithNone) {
   const Eval none = eval(dir, plain, "--normalize 0,1");
   const Eval estimated = eval(dir, plain, "--normalize estimate");
   EXPECT_DOUBLE_EQ(by_default.acc, none.acc);
-  EXPECT_NE(by_default.acc, estimated.acc);
-  EXPECT_GT(by_default.acc, 40.0);
+  // The wrong normalization is silent and ruinous (68.0 against 17.8 here).
+  EXPECT_GT(by_default.acc, 50.0);
+  EXPECT_GT(by_default.acc, estimated.acc + 20.0);
   EXPECT_NE(by_default.log.find("using none"), std::string::npos) << by_default.log;
   EXPECT_NE(estimated.log.find("estimated from the data"), std::string::npos)
       << estimated.log;
@@ -74,21 +76,24 @@ TEST(Defaults, AFileWithoutNormalizationRunsWithNone) {
 TEST(Defaults, ThreadsFollowTheCoresTheProcessMayUse) {
   TempDir dir;
   const std::string model = dir.file("m.safetensors");
-  ASSERT_EQ(run_command(kFedvar + " train --data " + kData + " --out " + model +
-                        " --range 0:64 --test-range 0:10 --width 4 --epochs 1 --device cpu"
-                        " 2>/dev/null")
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      run_command(kFedvar + " train --data " + kData + " --out " + model +
+                  " --range 0:64 --test-range 0:10 --width 4 --epochs 1 --device cpu"
+                  " 2>/dev/null")
+          .exit_code,
+      0);
   const int cores = std::stoi(run_command("nproc").output);
   const Eval by_default = eval(dir, model, "");
-  EXPECT_NE(by_default.log.find(std::to_string(cores) + " CPU thread(s)"), std::string::npos)
+  EXPECT_NE(by_default.log.find(std::to_string(cores) + " CPU thread(s)"),
+            std::string::npos)
       << by_default.log;
   if (run_command("command -v taskset >/dev/null").exit_code == 0) {
     auto r = run_command("taskset -c 0 " + kFedvar + " eval --model " + model +
                          " --data " + kData + " --range 0:10 2>&1 >/dev/null");
     EXPECT_NE(r.output.find("1 CPU thread(s)"), std::string::npos) << r.output;
   }
-  EXPECT_NE(eval(dir, model, "--threads 3").log.find("3 CPU thread(s)"), std::string::npos);
+  EXPECT_NE(eval(dir, model, "--threads 3").log.find("3 CPU thread(s)"),
+            std::string::npos);
   EXPECT_EQ(run_command(kFedvar + " eval --model " + model + " --data " + kData +
                         " --threads -1 2>/dev/null")
                 .exit_code,

@@ -33,7 +33,7 @@ TEST(PurifyCli, WritesAModelAndAReport) {
   auto r = run_command(kFedvar + " purify --model " + in + " --out " + out + " --data " +
                        kData +
                        " --range -200: --device cpu --normalize 0.286,0.353"
-                       " --defense vardefense:steps=2,final_epochs=1 2>/dev/null");
+                       " --defense vardefense:share_steps=2,final_epochs=1 2>/dev/null");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto report = nlohmann::json::parse(r.output);
   EXPECT_EQ(report["defense"], "vardefense");

@@ -23,7 +23,8 @@ namespace fedvar::testing {
 
 namespace fs = std::filesystem;
 
-inline const char kInteropScript[] = FEDVAR_SOURCE_DIR "/tests/core/safetensors_interop.py";
+inline const char kInteropScript[] =
+    FEDVAR_SOURCE_DIR "/tests/core/safetensors_interop.py";
 inline const char kPython[] = "/usr/bin/python3";
 
 inline std::string le64(uint64_t n) {
@@ -66,7 +67,7 @@ inline TensorFile interop_tensors() {
 
 // Same dtype, shape and bytes (so NaN payloads and -0.0 count too).
 inline void expect_same(const torch::Tensor& got, const torch::Tensor& want,
-                 const std::string& name) {
+                        const std::string& name) {
   SCOPED_TRACE(name);
   ASSERT_TRUE(got.defined());
   EXPECT_EQ(got.scalar_type(), want.scalar_type());

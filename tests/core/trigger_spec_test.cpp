@@ -1,5 +1,7 @@
 // Tests of core/trigger's spec grammar (parse, canonical text, errors) and
 // of the checks that a trigger fits an image size.
+#include "core/trigger.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -8,16 +10,12 @@
 #include <tuple>
 #include <vector>
 
-#include "core/trigger.h"
+#include "tests/support/trigger_util.h"
 
 namespace fedvar {
 namespace {
 
-TriggerSpec must_parse(const std::string& text) {
-  Result<TriggerSpec> spec = parse_trigger(text);
-  EXPECT_TRUE(spec.ok()) << text << ": " << spec.status().message();
-  return spec.ok() ? spec.value() : TriggerSpec{};
-}
+using testing::must_parse;
 
 TEST(TriggerParse, ReadsEveryKey) {
   const TriggerSpec p = must_parse("badnets:size=5,pattern=checkerboard,position=random");

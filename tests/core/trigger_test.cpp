@@ -14,14 +14,12 @@
 #include <utility>
 #include <vector>
 
+#include "tests/support/trigger_util.h"
+
 namespace fedvar {
 namespace {
 
-TriggerSpec must_parse(const std::string& text) {
-  Result<TriggerSpec> spec = parse_trigger(text);
-  EXPECT_TRUE(spec.ok()) << text << ": " << spec.status().message();
-  return spec.ok() ? spec.value() : TriggerSpec{};
-}
+using testing::must_parse;
 
 // `images` with the trigger applied (a copy; rng seeded with `seed`).
 torch::Tensor stamped(const std::string& text, const torch::Tensor& images,

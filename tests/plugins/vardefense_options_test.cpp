@@ -11,7 +11,7 @@ namespace {
 Result<VarDefenseOptions> read_options(const std::string& text) {
   auto parsed = parse_options(text);
   EXPECT_TRUE(parsed.ok());
-  return VarDefenseOptions::from(*parsed);
+  return VarDefenseOptions::table().parse(*parsed);
 }
 
 TEST(VarDefense, OptionsAreValidatedByName) {
@@ -21,7 +21,10 @@ TEST(VarDefense, OptionsAreValidatedByName) {
   EXPECT_NE(bad.status().message().find("alpha"), std::string::npos);
   auto unknown = make_defense("vardefense:gamma=1");
   EXPECT_NE(unknown.status().message().find("gamma"), std::string::npos);
-  EXPECT_NE(make_defense("vardefense:share_start=0.9,share_max=0.1").status().message().find("start"),
+  EXPECT_NE(make_defense("vardefense:share_start=0.9,share_max=0.1")
+                .status()
+                .message()
+                .find("start"),
             std::string::npos);
   EXPECT_NE(make_defense("magic").status().message().find("magic"), std::string::npos);
   for (const auto& name : defense_names()) EXPECT_TRUE(make_defense(name).ok()) << name;
@@ -76,7 +79,6 @@ TEST(VarDefense, OneShotPresetIsTheSinglePurificationSchedule) {
   EXPECT_EQ(over->final_epochs, 5);
   EXPECT_EQ(over->share_max, 0.09);
 }
-
 
 // Every option is described once, in the table that parses it: the report
 // echoes exactly the table's options, `fedvar defenses` lists them with their

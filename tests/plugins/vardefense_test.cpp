@@ -102,7 +102,8 @@ TEST(VarDefense, DeadChannelsArePurifiedEvenWhenTheyOutnumberTheQuantile) {
   }
   auto ctx = testing::random_context(40);
   auto report = run_defense(
-      "vardefense:layers=1,share_steps=1,share_start=0.1,share_max=0.1,step_epochs=0,final_epochs=0,"
+      "vardefense:layers=1,share_steps=1,share_start=0.1,share_max=0.1,step_epochs=0,"
+      "final_epochs=0,"
       "batch_size=16,holdout=0.25",
       model, ctx);
   ASSERT_TRUE(report.ok()) << report.status().message();
@@ -128,7 +129,8 @@ std::pair<std::vector<int64_t>, nlohmann::json> purify_last_conv(
     if (c.name == "layer4.1.conv2") tweak(c.bn);
   }
   auto report = run_defense(
-      "vardefense:layers=1,share_steps=1,share_start=0.1,share_max=0.1,step_epochs=0,final_epochs=0,"
+      "vardefense:layers=1,share_steps=1,share_start=0.1,share_max=0.1,step_epochs=0,"
+      "final_epochs=0,"
       "batch_size=16,holdout=0.25," +
           options,
       model, ctx);
@@ -184,7 +186,8 @@ TEST(VarDefense, RestoreNormsKeepsFilterNormsAndPredictions) {
     recalibrate_batchnorm(model, ctx.clean, ctx, 16);
     original = clone_model(model);
     auto report = run_defense(
-        "vardefense:layers=1,share_steps=2,final_epochs=2,batch_size=16,holdout=0.25,alpha=1,"
+        "vardefense:layers=1,share_steps=2,final_epochs=2,batch_size=16,holdout=0.25,"
+        "alpha=1,"
         "restore_norms=" +
             std::to_string(restore ? 1 : 0),
         model, ctx);

@@ -1,4 +1,4 @@
-#include "aggregator/round_pipeline.h"
+#include "aggregator/round_recorder.h"
 
 #include "core/file_io.h"
 #include "core/log.h"
@@ -22,12 +22,13 @@ Result<nlohmann::json> evaluate_global(ResNet18& model, const EvalSpec& spec) {
   nlohmann::json out = {{"asr", nullptr}, {"asr_pieces", nlohmann::json::array()}};
   FEDVAR_ASSIGN_OR_RETURN(out["acc"], accuracy_percent(model, spec.test, spec.options));
   if (!spec.trigger) return out;
-  FEDVAR_ASSIGN_OR_RETURN(out["asr"], attack_success_percent(model, spec.test, *spec.trigger,
-                                                             spec.target, spec.options));
+  FEDVAR_ASSIGN_OR_RETURN(
+      out["asr"],
+      attack_success_percent(model, spec.test, *spec.trigger, spec.target, spec.options));
   // ASR's reference: clean images the model sends to the target anyway.
-  FEDVAR_ASSIGN_OR_RETURN(out["clean_to_target"], clean_to_target_percent(
-                                                      model, spec.test, spec.target,
-                                                      spec.options));
+  FEDVAR_ASSIGN_OR_RETURN(
+      out["clean_to_target"],
+      clean_to_target_percent(model, spec.test, spec.target, spec.options));
   for (const TriggerSpec& piece : dba_pieces(*spec.trigger)) {
     FEDVAR_ASSIGN_OR_RETURN(
         const double asr,
@@ -37,43 +38,41 @@ Result<nlohmann::json> evaluate_global(ResNet18& model, const EvalSpec& spec) {
   return out;
 }
 
-RoundPipeline::RoundPipeline(PipelineOptions options,
-                             std::vector<std::unique_ptr<plugins::Defense>> hooks,
-                             plugins::DefenseContext context, EvalSpec eval)
-    : options_(std::move(options)),
-      hooks_(std::move(hooks)),
-      context_(std::move(context)),
-      eval_(std::move(eval)) {}
+RoundRecorder::RoundRecorder(RecorderOptions options, EvalSpec eval)
+    : options_(std::move(options)), eval_(std::move(eval)) {}
 
-RoundCallbacks RoundPipeline::callbacks() {
-  return {[this](const RoundOutcome& o, ResNet18& m) { return run_hooks(o, m); },
-          [this](const RoundOutcome& o, ResNet18& m) { return record(o, m); }};
-}
+namespace {
 
-Status RoundPipeline::run_hooks(const RoundOutcome& outcome, ResNet18& model) {
-  const int round = outcome.round;
-  nlohmann::json& reports = hook_reports_[round] = nlohmann::json::array();
-  if (!outcome.aggregated || !options_.hook_rounds.contains(round)) return Status::Ok();
-  for (auto& hook : hooks_) {
-    spdlog::info("round {}: hook {}", round, hook->name());
-    plugins::DefenseContext ctx = context_;
-    ctx.seed = context_.seed + static_cast<uint64_t>(round);  // fresh shuffles
-    ctx.holdout_seed = context_.split_seed();                 // one holdout
-    auto report = hook->apply(model, ctx);
-    if (!report.ok()) return report.status().with_context("hook " + hook->name());
-    reports.push_back(report.value());
+// The before-rules' verdicts, and how well their exclusions match the ground
+// truth among the clients whose update arrived: {"tp", "fp", "fn"}.
+nlohmann::json detection(const RoundOutcome& outcome,
+                         const std::set<std::string>& malicious) {
+  std::set<std::string> excluded;
+  for (const auto& v : outcome.verdicts)
+    if (v.action == "excluded") excluded.insert(v.client_id);
+  int tp = 0, fp = 0, fn = 0;
+  for (const auto& id : outcome.received) {
+    const bool bad = malicious.count(id) > 0, out = excluded.count(id) > 0;
+    tp += bad && out;
+    fp += !bad && out;
+    fn += bad && !out;
   }
-  return Status::Ok();
+  return {{"tp", tp}, {"fp", fp}, {"fn", fn}};
 }
 
-Status RoundPipeline::record(const RoundOutcome& outcome, ResNet18& model) {
+}  // namespace
+
+Status RoundRecorder::record(const RoundOutcome& outcome, const StateDict& global) {
   const int round = outcome.round;
-  nlohmann::json hook_reports = std::move(hook_reports_[round]);
-  hook_reports_.erase(round);
-  if (hook_reports.is_null()) hook_reports = nlohmann::json::array();
   const double hook_s = outcome.hook_s;
   const auto eval_start = Clock::now();
-  FEDVAR_ASSIGN_OR_RETURN(nlohmann::json line, evaluate_global(model, eval_));
+  TensorFile file{global, {}};
+  if (!model_) {
+    FEDVAR_ASSIGN_OR_RETURN(auto arch, infer_resnet_options(file));
+    model_ = ResNet18(arch);
+  }
+  FEDVAR_RETURN_IF_ERROR(load_resnet_state(model_, file));
+  FEDVAR_ASSIGN_OR_RETURN(nlohmann::json line, evaluate_global(model_, eval_));
   const double eval_s = seconds_since(eval_start);
 
   int malicious_selected = 0;
@@ -98,7 +97,10 @@ Status RoundPipeline::record(const RoundOutcome& outcome, ResNet18& model) {
                      {"hook", hook_s},
                      {"eval", eval_s},
                      {"total", total}};
-  line["hooks"] = hook_reports;
+  line["before"] = nlohmann::json::array();
+  for (const auto& v : outcome.verdicts) line["before"].push_back(to_json(v));
+  line["detection"] = detection(outcome, options_.malicious);
+  line["hooks"] = outcome.hooks;
 
   spdlog::info(
       "round {}: ACC {:.2f}%  ASR {}{}  updates {}/{}  ({} malicious)  "
@@ -115,7 +117,7 @@ Status RoundPipeline::record(const RoundOutcome& outcome, ResNet18& model) {
     FEDVAR_RETURN_IF_ERROR(write_file_atomic(options_.metrics_path, metrics_text_));
   }
   if (!options_.checkpoint_path.empty()) {
-    FEDVAR_RETURN_IF_ERROR(save_resnet(options_.checkpoint_path, model,
+    FEDVAR_RETURN_IF_ERROR(save_resnet(options_.checkpoint_path, model_,
                                        eval_.options.normalization,
                                        {{"round", std::to_string(round)}}));
   }
