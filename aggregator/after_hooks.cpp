@@ -79,17 +79,13 @@ class CrflHook : public AfterHook {
 
 Result<std::unique_ptr<AfterHook>> make_after_hook(
     const std::string& spec, const plugins::DefenseContext& server) {
-  const auto colon = spec.find(':');
-  if (spec.substr(0, colon) == "crfl") {
+  if (plugins::split_spec(spec).name == "crfl") {
     using O = CrflOptions;
     static const auto table =
         plugins::OptionTable<O>("crfl")
             .real("clip", &O::clip, 1e-9, 1e12, "L2 norm bound of the parameters")
             .real("sigma", &O::sigma, 0.0, 1e3, "std of the Gaussian noise");
-    FEDVAR_ASSIGN_OR_RETURN(
-        auto options,
-        plugins::parse_options(colon == std::string::npos ? "" : spec.substr(colon + 1)));
-    FEDVAR_ASSIGN_OR_RETURN(auto o, table.parse(options));
+    FEDVAR_ASSIGN_OR_RETURN(auto o, table.parse(plugins::split_spec(spec).options));
     return std::unique_ptr<AfterHook>(new CrflHook(o));
   }
   FEDVAR_ASSIGN_OR_RETURN(auto defense, plugins::make_defense(spec));

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <functional>
+
 #include "aggregator/flat_state.h"
 #include "aggregator/robust_rules.h"
 #include "plugins/option_table.h"
@@ -23,34 +25,27 @@ class FedAvgRule : public AggregationRule {
   }
 };
 
-class MedianRule : public AggregationRule {
+// A rule that maps the stacked deltas to one delta (median, trimmed mean,
+// Bulyan): the math is `rule`, a robust_rules.h function.
+class DeltaRule : public AggregationRule {
  public:
-  std::string name() const override { return "median"; }
+  using Fn = std::function<Result<torch::Tensor>(const torch::Tensor&)>;
+  DeltaRule(std::string name, Fn rule) : name_(std::move(name)), rule_(std::move(rule)) {}
+  std::string name() const override { return name_; }
   Result<StateDict> aggregate(const std::vector<ClientUpdate>& updates,
                               const RoundContext& ctx) override {
     FEDVAR_ASSIGN_OR_RETURN(auto deltas, stack_deltas(updates, *ctx.global));
-    FEDVAR_ASSIGN_OR_RETURN(auto median, coordinate_median(deltas));
-    return apply_delta(*ctx.global, median, updates);
+    FEDVAR_ASSIGN_OR_RETURN(auto delta, rule_(deltas));
+    return apply_delta(*ctx.global, delta, updates);
   }
+
+ private:
+  std::string name_;
+  Fn rule_;
 };
 
 struct TrimmedMeanOptions {
   double beta = 0.1;
-};
-
-class TrimmedMeanRule : public AggregationRule {
- public:
-  explicit TrimmedMeanRule(TrimmedMeanOptions o) : o_(o) {}
-  std::string name() const override { return "trimmed-mean"; }
-  Result<StateDict> aggregate(const std::vector<ClientUpdate>& updates,
-                              const RoundContext& ctx) override {
-    FEDVAR_ASSIGN_OR_RETURN(auto deltas, stack_deltas(updates, *ctx.global));
-    FEDVAR_ASSIGN_OR_RETURN(auto mean, trimmed_mean(deltas, o_.beta));
-    return apply_delta(*ctx.global, mean, updates);
-  }
-
- private:
-  TrimmedMeanOptions o_;
 };
 
 struct KrumOptions {
@@ -89,27 +84,6 @@ struct BulyanOptions {
   int f = 1;
 };
 
-class BulyanRule : public AggregationRule {
- public:
-  explicit BulyanRule(BulyanOptions o) : o_(o) {}
-  std::string name() const override { return "bulyan"; }
-  Result<StateDict> aggregate(const std::vector<ClientUpdate>& updates,
-                              const RoundContext& ctx) override {
-    FEDVAR_ASSIGN_OR_RETURN(auto deltas, stack_deltas(updates, *ctx.global));
-    FEDVAR_ASSIGN_OR_RETURN(auto agg, bulyan(deltas, o_.f));
-    return apply_delta(*ctx.global, agg, updates);
-  }
-
- private:
-  BulyanOptions o_;
-};
-
-template <typename T>
-Result<T> read(const OptionTable<T>& table, const std::string& text) {
-  FEDVAR_ASSIGN_OR_RETURN(auto options, plugins::parse_options(text));
-  return table.parse(options);
-}
-
 }  // namespace
 
 std::vector<std::string> aggregation_rule_names() {
@@ -117,27 +91,25 @@ std::vector<std::string> aggregation_rule_names() {
 }
 
 Result<std::unique_ptr<AggregationRule>> make_aggregation_rule(const std::string& spec) {
-  const auto colon = spec.find(':');
-  const std::string name = spec.substr(0, colon);
-  const std::string text = colon == std::string::npos ? "" : spec.substr(colon + 1);
-  std::unique_ptr<AggregationRule> rule;
+  const auto [name, text] = plugins::split_spec(spec);
   if (name == "fedavg" || name == "median") {
     FEDVAR_ASSIGN_OR_RETURN(auto none, plugins::parse_options(text));
     if (!none.empty()) return Status::InvalidArgument(name + " takes no options");
     if (name == "fedavg") return std::unique_ptr<AggregationRule>(new FedAvgRule);
-    return std::unique_ptr<AggregationRule>(new MedianRule);
+    return std::unique_ptr<AggregationRule>(new DeltaRule(name, coordinate_median));
   }
   if (name == "trimmed-mean") {
     using O = TrimmedMeanOptions;
     static const auto table = OptionTable<O>(name).real(
         "beta", &O::beta, 0.0, 0.49, "share cut at each end per coordinate");
-    FEDVAR_ASSIGN_OR_RETURN(auto o, read(table, text));
-    return std::unique_ptr<AggregationRule>(new TrimmedMeanRule(o));
+    FEDVAR_ASSIGN_OR_RETURN(auto o, table.parse(text));
+    return std::unique_ptr<AggregationRule>(new DeltaRule(
+        name, [o](const torch::Tensor& deltas) { return trimmed_mean(deltas, o.beta); }));
   }
   if (name == "krum") {
     static const auto table = OptionTable<KrumOptions>(name).integer(
         "f", &KrumOptions::f, 0, 100000, "attackers assumed");
-    FEDVAR_ASSIGN_OR_RETURN(auto o, read(table, text));
+    FEDVAR_ASSIGN_OR_RETURN(auto o, table.parse(text));
     return std::unique_ptr<AggregationRule>(new KrumRule(name, {o.f, 1}));
   }
   if (name == "multi-krum") {
@@ -146,15 +118,16 @@ Result<std::unique_ptr<AggregationRule>> make_aggregation_rule(const std::string
         OptionTable<O>(name)
             .integer("f", &O::f, 0, 100000, "attackers assumed")
             .integer("m", &O::m, 0, 100000, "updates averaged (0: n - f)");
-    FEDVAR_ASSIGN_OR_RETURN(auto o, read(table, text));
+    FEDVAR_ASSIGN_OR_RETURN(auto o, table.parse(text));
     return std::unique_ptr<AggregationRule>(new KrumRule(name, o));
   }
   if (name == "bulyan") {
     using O = BulyanOptions;
     static const auto table =
         OptionTable<O>(name).integer("f", &O::f, 0, 100000, "attackers assumed");
-    FEDVAR_ASSIGN_OR_RETURN(auto o, read(table, text));
-    return std::unique_ptr<AggregationRule>(new BulyanRule(o));
+    FEDVAR_ASSIGN_OR_RETURN(auto o, table.parse(text));
+    return std::unique_ptr<AggregationRule>(new DeltaRule(
+        name, [o](const torch::Tensor& deltas) { return bulyan(deltas, o.f); }));
   }
   std::string known;
   for (const auto& n : aggregation_rule_names()) known += (known.empty() ? "" : ", ") + n;

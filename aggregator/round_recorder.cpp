@@ -85,6 +85,7 @@ Status RoundRecorder::record(const RoundOutcome& outcome, const StateDict& globa
   line["run"] = options_.run;
   line["round"] = round;
   line["aggregated"] = outcome.aggregated;
+  if (!outcome.aggregated) line["unchanged_because"] = outcome.unchanged_because;
   line["selected"] = outcome.selected;
   line["malicious_selected"] = malicious_selected;
   line["updates"] = {{"received", outcome.received.size()},

@@ -207,18 +207,27 @@ Status Server::aggregate(RoundState& state) {
   RoundOutcome& outcome = *state.outcome;
   const auto start = Clock::now();
   std::optional<StateDict> aggregated;
-  if (state.aggregation->updates() >= options_.quorum) {
-    FEDVAR_ASSIGN_OR_RETURN(aggregated, state.aggregation->finish(outcome.verdicts));
-    if (!aggregated) spdlog::warn("round {}: every update excluded", state.round());
+  if (state.aggregation->updates() < options_.quorum) {
+    outcome.unchanged_because = std::to_string(state.aggregation->updates()) +
+                                " update(s), fewer than the quorum " +
+                                std::to_string(options_.quorum);
   } else {
-    spdlog::warn("round {}: {} update(s) < quorum {}", state.round(),
-                 state.aggregation->updates(), options_.quorum);
+    auto result = state.aggregation->finish(outcome.verdicts);
+    // A rule that cannot run on this round (Krum with too few updates) leaves
+    // the model as it was; any other failure stops the run.
+    if (!result.ok() && result.status().code() != Code::kInvalidArgument) {
+      return result.status();
+    }
+    if (!result.ok()) outcome.unchanged_because = result.status().message();
+    if (result.ok()) aggregated = std::move(result).value();
+    if (result.ok() && !aggregated) outcome.unchanged_because = "every update excluded";
   }
   state.aggregation.reset();
   outcome.aggregate_s = state.accumulate_s + seconds_since(start);
   outcome.aggregated = aggregated.has_value();
   if (!aggregated) {
-    spdlog::warn("round {}: global model unchanged", state.round());
+    spdlog::warn("round {}: global model unchanged: {}", state.round(),
+                 outcome.unchanged_because);
     return Status::Ok();
   }
   const auto hook_start = Clock::now();
@@ -294,6 +303,8 @@ void Server::handle_update(const std::string& identity, const protocol::Update& 
     reason = "update claims " + std::to_string(update.num_samples) +
              " samples, more than the " + std::to_string(it->second->num_samples) +
              " it joined with";
+  } else if (Status stats = check_batchnorm_statistics(update.tensors); !stats.ok()) {
+    reason = stats.message();
   } else {
     const auto start = Clock::now();
     const Status added = round_state->aggregation->add(

@@ -44,11 +44,12 @@ struct RoundOutcome {
   std::vector<std::string> rejections;             // "client: reason" of refused messages
   std::vector<Verdict> verdicts;                   // what the before-rules did, and why
   nlohmann::json hooks = nlohmann::json::array();  // the after-rules' reports
-  bool aggregated = false;  // false: below quorum or all excluded, model unchanged
-  double broadcast_s = 0;   // signing and sending the task
-  double train_wait_s = 0;  // broadcast end -> last update (or deadline)
-  double aggregate_s = 0;   // holding or folding updates, before-rules, the rule
-  double hook_s = 0;        // the after-rules
+  bool aggregated = false;        // false: below quorum or all excluded, model unchanged
+  std::string unchanged_because;  // why not aggregated ("" when it was)
+  double broadcast_s = 0;         // signing and sending the task
+  double train_wait_s = 0;        // broadcast end -> last update (or deadline)
+  double aggregate_s = 0;         // holding or folding updates, before-rules, the rule
+  double hook_s = 0;              // the after-rules
 };
 
 // Once per round with the global model the after-rules left, called just

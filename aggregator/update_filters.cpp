@@ -176,12 +176,6 @@ class FlTrust : public UpdateFilter {
   plugins::DefenseContext server_;
 };
 
-template <typename T>
-Result<T> read(const OptionTable<T>& table, const std::string& text) {
-  FEDVAR_ASSIGN_OR_RETURN(auto options, plugins::parse_options(text));
-  return table.parse(options);
-}
-
 }  // namespace
 
 std::vector<std::string> update_filter_names() {
@@ -190,9 +184,7 @@ std::vector<std::string> update_filter_names() {
 
 Result<std::unique_ptr<UpdateFilter>> make_update_filter(
     const std::string& spec, const plugins::DefenseContext& server) {
-  const auto colon = spec.find(':');
-  const std::string name = spec.substr(0, colon);
-  const std::string text = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  const auto [name, text] = plugins::split_spec(spec);
   if (name == "norm-clip") {
     using O = NormClipOptions;
     static const auto table =
@@ -204,14 +196,14 @@ Result<std::unique_ptr<UpdateFilter>> make_update_filter(
                                        "norm-clip: give bound=B, the L2 norm bound of an "
                                        "update's delta (B > 0)");
             });
-    FEDVAR_ASSIGN_OR_RETURN(auto o, read(table, text));
+    FEDVAR_ASSIGN_OR_RETURN(auto o, table.parse(text));
     return std::unique_ptr<UpdateFilter>(new NormClip(o));
   }
   if (name == "flame") {
     using O = FlameOptions;
     static const auto table = OptionTable<O>(name).real(
         "lambda", &O::lambda, 0.0, 1e3, "noise std as a share of the median delta norm");
-    FEDVAR_ASSIGN_OR_RETURN(auto o, read(table, text));
+    FEDVAR_ASSIGN_OR_RETURN(auto o, table.parse(text));
     return std::unique_ptr<UpdateFilter>(new Flame(o));
   }
   if (name == "fltrust") {

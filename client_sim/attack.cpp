@@ -10,7 +10,7 @@ Result<StateDict> scale_update(const StateDict& local, const StateDict& global,
   StateDict out;
   for (const auto& [name, g] : global) {
     const torch::Tensor l = local.at(name).to(torch::kCPU);
-    if (!at::isFloatingType(g.scalar_type())) {
+    if (!at::isFloatingType(g.scalar_type()) || is_buffer_name(name)) {
       out[name] = l.clone();
       continue;
     }

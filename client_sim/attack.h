@@ -26,8 +26,9 @@ struct Attack {
   double scale = 1.0;
 };
 
-// global + scale * (local - global) for every floating tensor; integer
-// buffers stay local's. kInvalidArgument when names, dtypes or shapes differ.
+// global + scale * (local - global) for every trainable parameter (what
+// Bagdasaryan et al. scale); BatchNorm's buffers (running statistics,
+// num_batches_tracked) stay local's, so they remain valid statistics. kInvalidArgument when names, dtypes or shapes differ.
 Result<StateDict> scale_update(const StateDict& local, const StateDict& global,
                                double scale);
 

@@ -42,4 +42,19 @@ bool is_buffer_name(const std::string& name) {
   return false;
 }
 
+Status check_batchnorm_statistics(const StateDict& state) {
+  const std::string suffix = "running_var";
+  for (const auto& [name, t] : state) {
+    if (name.size() < suffix.size() ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      continue;
+    }
+    if (t.defined() && t.numel() > 0 && t.lt(0).any().item<bool>()) {
+      return Status::InvalidArgument("tensor '" + name +
+                                     "' has negative values: not a variance");
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace fedvar

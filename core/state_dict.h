@@ -19,6 +19,11 @@ using StateDict = std::map<std::string, torch::Tensor>;
 // ("missing tensor 'x'", "unexpected tensor 'x'", "tensor 'x' has shape ...").
 Status check_same_layout(const StateDict& update, const StateDict& reference);
 
+// Ok when every BatchNorm running variance (a tensor named *running_var) is
+// >= 0; else kInvalidArgument naming it (what a model-replacement update that
+// scaled its statistics sends).
+Status check_batchnorm_statistics(const StateDict& state);
+
 // Whether `name` is a BatchNorm buffer in torchvision's naming (running_mean,
 // running_var, num_batches_tracked): state, not a trainable parameter.
 bool is_buffer_name(const std::string& name);

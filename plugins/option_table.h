@@ -61,6 +61,12 @@ class OptionTable {
         [=](const T& o) { return nlohmann::json(o.*field); });
   }
 
+  // The same from "k=v,k=v" text.
+  Result<T> parse(const std::string& text) const {
+    FEDVAR_ASSIGN_OR_RETURN(auto options, parse_options(text));
+    return parse(options);
+  }
+
   // A check of the options together, run by parse() after every option is
   // read (e.g. that a start does not exceed a max).
   OptionTable& check(std::function<Status(const T&)> fn) {

@@ -22,6 +22,12 @@ Result<Options> parse_options(const std::string& text) {
   return options;
 }
 
+Spec split_spec(const std::string& spec) {
+  const auto colon = spec.find(':');
+  if (colon == std::string::npos) return {spec, ""};
+  return {spec.substr(0, colon), spec.substr(colon + 1)};
+}
+
 const std::string* OptionReader::lookup(const std::string& key) {
   read_.insert(key);
   auto it = options_.find(key);

@@ -15,6 +15,13 @@ using Options = std::map<std::string, std::string>;
 // Parses "k=v,k=v" ("" = no options). Duplicate or empty keys are errors.
 Result<Options> parse_options(const std::string& text);
 
+// A rule's or defense's spec, "name:k=v,..." or "name", cut at the first ':'.
+struct Spec {
+  std::string name;
+  std::string options;  // "" when there are none
+};
+Spec split_spec(const std::string& spec);
+
 // Reads typed values with defaults; remembers what was read and the first
 // error, reported by finish().
 class OptionReader {

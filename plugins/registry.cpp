@@ -49,11 +49,9 @@ std::vector<DefenseInfo> defense_catalog() {
 }
 
 Result<std::unique_ptr<Defense>> make_defense(const std::string& spec) {
-  const auto colon = spec.find(':');
-  FEDVAR_ASSIGN_OR_RETURN(
-      auto options,
-      parse_options(colon == std::string::npos ? "" : spec.substr(colon + 1)));
-  return make_defense(spec.substr(0, colon), options);
+  const Spec parts = split_spec(spec);
+  FEDVAR_ASSIGN_OR_RETURN(auto options, parse_options(parts.options));
+  return make_defense(parts.name, options);
 }
 
 }  // namespace fedvar::plugins

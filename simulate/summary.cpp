@@ -36,7 +36,13 @@ nlohmann::json summarize(const std::string& run,
                          const std::vector<nlohmann::json>& lines) {
   const nlohmann::json& last = lines.back();
   double max_asr = 0, total = 0, train_wait = 0, hook = 0, eval = 0;
+  int tp = 0, fp = 0, fn = 0;  // the before-rules' exclusions, all rounds
   for (const auto& l : lines) {
+    if (l.contains("detection")) {
+      tp += l["detection"]["tp"].get<int>();
+      fp += l["detection"]["fp"].get<int>();
+      fn += l["detection"]["fn"].get<int>();
+    }
     if (l["asr"].is_number()) max_asr = std::max(max_asr, l["asr"].get<double>());
     total += l["seconds"]["total"].get<double>();
     train_wait += l["seconds"]["train_wait"].get<double>();
@@ -52,6 +58,7 @@ nlohmann::json summarize(const std::string& run,
           {"asr_pieces", last["asr_pieces"]},
           {"max_asr", last["asr"].is_number() ? nlohmann::json(max_asr) : nullptr},
           {"clean_to_target", last.value("clean_to_target", nlohmann::json())},
+          {"detection", {{"tp", tp}, {"fp", fp}, {"fn", fn}}},
           {"seconds_per_round", total / rounds},
           {"hook_seconds_per_round", hook / rounds},
           {"eval_seconds_per_round", eval / rounds},
@@ -66,17 +73,21 @@ nlohmann::json summarize(const std::string& run,
 std::string table(const std::vector<nlohmann::json>& summaries) {
   std::string t =
       "| run | rounds | ACC % | ASR % | ASR per piece % | max ASR % | clean to target % |"
-      " s/round | hook s/round | outside training | server overhead |\n"
-      "|---|---|---|---|---|---|---|---|---|---|---|\n";
+      " excluded TP / FP / FN | s/round | hook s/round | outside training |"
+      " server overhead |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& s : summaries) {
     std::string pieces;
     for (const auto& p : s["asr_pieces"])
       pieces += (pieces.empty() ? "" : " / ") + percent(p);
+    const auto& d = s["detection"];
     t += fmt::format(
-        "| {} | {} | {} | {} | {} | {} | {} | {:.1f} | {:.1f} | {:.1f} % | {:.2f} % |\n",
+        "| {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {:.1f} | {:.1f} | {:.1f} % |"
+        " {:.2f} % |\n",
         s["run"].get<std::string>(), s["rounds"].get<int>(), percent(s["acc"]),
         percent(s["asr"]), pieces.empty() ? "-" : pieces, percent(s["max_asr"]),
-        percent(s["clean_to_target"]), s["seconds_per_round"].get<double>(),
+        percent(s["clean_to_target"]), d["tp"].get<int>(), d["fp"].get<int>(),
+        d["fn"].get<int>(), s["seconds_per_round"].get<double>(),
         s["hook_seconds_per_round"].get<double>(),
         100 * s["outside_training_share"].get<double>(),
         100 * s["server_overhead_share"].get<double>());

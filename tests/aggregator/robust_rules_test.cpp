@@ -6,17 +6,16 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/util/accumulate.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <cmath>
-#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "tests/support/test_util.h"
 
 namespace fedvar::aggregator {
 namespace {
@@ -42,46 +41,6 @@ json to_json(const torch::Tensor& t) {
   return list;
 }
 
-// A file under /tmp removed when the test ends.
-class TempFile {
- public:
-  TempFile() {
-    std::string pattern = "/tmp/fedvar-rules-XXXXXX";
-    const int fd = mkstemp(pattern.data());
-    if (fd >= 0) close(fd);
-    path_ = pattern;
-  }
-  ~TempFile() { std::remove(path_.c_str()); }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-};
-
-CommandResult run_command(const std::string& command) {
-  CommandResult r;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buffer[4096];
-  size_t got = 0;
-  while ((got = fread(buffer, 1, sizeof buffer, pipe)) > 0) r.out.append(buffer, got);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // Each element within 1e-6 relative to max(|reference|, 1) (values are O(1)).
 void expect_close(const torch::Tensor& ours, const json& reference, const char* what) {
   const torch::Tensor a = ours.to(torch::kFloat64).flatten().contiguous();
@@ -91,6 +50,11 @@ void expect_close(const torch::Tensor& ours, const json& reference, const char* 
     ASSERT_NEAR(a[i].item<double>(), b, 1e-6 * std::max(std::abs(b), 1.0))
         << what << " at " << i;
   }
+}
+
+std::string contents(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 void expect_invalid(const Status& status) {
@@ -130,17 +94,17 @@ TEST_P(FlowerReferenceTest, RulesMatchFlowersNumpyFunctions) {
                       {"num_malicious", c.f},
                       {"to_keep", c.to_keep}};
   ASSERT_TRUE(std::ifstream(kFlowerScript).good()) << kFlowerScript << " is missing";
-  TempFile in_file, err_file;
-  std::ofstream(in_file.path()) << input.dump();
-  const CommandResult r =
-      run_command("PYTHONPATH=" + kVendor + " /usr/bin/python3 " + kFlowerScript + " " +
-                  in_file.path() + " 2>" + err_file.path());
+  testing::TempDir dir;
+  const std::string in_file = dir.file("in.json"), err_file = dir.file("err");
+  std::ofstream(in_file) << input.dump();
+  const auto r = testing::run_command("PYTHONPATH=" + kVendor + " /usr/bin/python3 " +
+                                      kFlowerScript + " " + in_file + " 2>" + err_file);
   if (r.exit_code == 77) {
     GTEST_SKIP() << "Flower's sources were not found (" << kVendor
-                 << "): " << read_file(err_file.path());
+                 << "): " << contents(err_file);
   }
-  ASSERT_EQ(r.exit_code, 0) << read_file(err_file.path());
-  const json ref = json::parse(r.out);
+  ASSERT_EQ(r.exit_code, 0) << contents(err_file);
+  const json ref = json::parse(r.output);
 
   auto median = coordinate_median(updates);
   ASSERT_TRUE(median.ok()) << median.status().message();

@@ -37,6 +37,18 @@ TEST(ScaleUpdateTest, ScalesTheDifferenceFromTheGlobalModel) {
   EXPECT_TRUE(torch::allclose(scaled->at("w"), torch::tensor({11.0f, -8.0f})));
   EXPECT_EQ(scaled->at("bn.num_batches_tracked").item<int64_t>(), 9);
 
+  // BatchNorm statistics are not parameters: scaled, a running variance
+  // would go negative (1 + 10 * (0.5 - 1) = -4).
+  global["bn.running_var"] = torch::tensor({1.0f});
+  local["bn.running_var"] = torch::tensor({0.5f});
+  global["bn.running_mean"] = torch::tensor({0.0f});
+  local["bn.running_mean"] = torch::tensor({0.2f});
+  auto buffers = scale_update(local, global, 10.0);
+  ASSERT_TRUE(buffers.ok());
+  EXPECT_TRUE(torch::equal(buffers->at("bn.running_var"), local.at("bn.running_var")));
+  EXPECT_TRUE(torch::equal(buffers->at("bn.running_mean"), local.at("bn.running_mean")));
+  EXPECT_TRUE(torch::allclose(buffers->at("w"), torch::tensor({11.0f, -8.0f})));
+
   auto same = scale_update(local, global, 1.0);
   ASSERT_TRUE(same.ok());
   EXPECT_TRUE(torch::allclose(same->at("w"), local.at("w")));

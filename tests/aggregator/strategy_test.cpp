@@ -1,0 +1,177 @@
+// The Strategy's phases on fixed state dicts: six honest updates near the
+// global model and one attacker whose delta is large and points elsewhere
+// (a model-replacement update). FedAvg follows the attacker; each robust rule
+// does not. Bad specs and impossible rounds are clear errors.
+#include "aggregator/strategy.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "aggregator/aggregation_rules.h"
+#include "aggregator/strategy_specs.h"
+#include "aggregator/update_filters.h"
+
+namespace fedvar::aggregator {
+namespace {
+
+constexpr int kHonest = 6;
+
+StateDict global_state() {
+  return {{"layer.weight", torch::zeros({64})},
+          {"bn.running_var", torch::ones({4})},
+          {"bn.num_batches_tracked", torch::tensor(int64_t{10})}};
+}
+
+// Honest deltas: small, around a common direction; the attacker's: 10 x
+// larger and opposite.
+std::vector<ClientUpdate> round_updates() {
+  torch::manual_seed(3);
+  const auto direction = torch::ones({64}) * 0.1;
+  std::vector<ClientUpdate> updates;
+  for (int i = 0; i <= kHonest; ++i) {
+    const bool attacker = i == kHonest;
+    StateDict s = global_state();
+    s["layer.weight"] =
+        attacker ? -10 * direction : direction + 0.02 * torch::randn({64});
+    s["bn.running_var"] = torch::ones({4}) * (attacker ? 5.0 : 1.1);
+    s["bn.num_batches_tracked"] = torch::tensor(int64_t{12});
+    updates.push_back({attacker ? "attacker" : "c" + std::to_string(i), s, 100, 1.0});
+  }
+  return updates;
+}
+
+struct Aggregated {
+  std::optional<StateDict> global;
+  std::vector<Verdict> verdicts;
+};
+
+Aggregated run(const StrategySpecs& specs) {
+  auto strategy = make_strategy(specs, {});
+  EXPECT_TRUE(strategy.ok()) << strategy.status().message();
+  const StateDict global = global_state();
+  const protocol::TrainingConfig training;
+  const RoundContext ctx{1, &global, &training, 11};
+  auto round = (*strategy)->start_round(ctx);
+  for (auto& u : round_updates()) EXPECT_TRUE(round->add(std::move(u)).ok());
+  Aggregated out;
+  auto result = round->finish(out.verdicts);
+  EXPECT_TRUE(result.ok()) << result.status().message();
+  if (result.ok()) out.global = *result;
+  return out;
+}
+
+double mean_weight(const Aggregated& a) {
+  return a.global->at("layer.weight").mean().item<double>();
+}
+
+TEST(Strategy, FedAvgFollowsTheAttackerAndTheRobustRulesDoNot) {
+  const auto fedavg = run({{}, "fedavg", {}});
+  ASSERT_TRUE(fedavg.global);
+  EXPECT_LT(mean_weight(fedavg), 0.0);  // (6 x 0.1 - 10 x 0.1) / 7
+  EXPECT_NEAR(mean_weight(fedavg), (kHonest * 0.1 - 1.0) / 7, 0.01);
+  EXPECT_EQ(fedavg.global->at("bn.num_batches_tracked").item<int64_t>(), 12);
+  for (const char* rule : {"median", "trimmed-mean:beta=0.2", "krum:f=1",
+                           "multi-krum:f=1,m=3", "bulyan:f=1"}) {
+    const auto robust = run({{}, rule, {}});
+    ASSERT_TRUE(robust.global) << rule;
+    EXPECT_NEAR(mean_weight(robust), 0.1, 0.02) << rule;
+    EXPECT_LT(robust.global->at("bn.running_var").max().item<float>(), 2.0f) << rule;
+  }
+}
+
+TEST(Strategy, BeforeRulesExcludeOrClipTheAttackerAndSayWhy) {
+  const auto flame = run({{"flame:lambda=0"}, "fedavg", {}});
+  ASSERT_TRUE(flame.global);
+  EXPECT_NEAR(mean_weight(flame), 0.1, 0.02);
+  bool attacker_excluded = false;
+  for (const auto& v : flame.verdicts) {
+    if (v.action != "excluded") continue;
+    EXPECT_EQ(v.rule, "flame");
+    EXPECT_FALSE(v.reason.empty());
+    attacker_excluded |= v.client_id == "attacker";
+  }
+  EXPECT_TRUE(attacker_excluded);
+
+  const auto clipped = run({{"norm-clip:bound=1"}, "fedavg", {}});
+  ASSERT_TRUE(clipped.global);
+  ASSERT_EQ(clipped.verdicts.size(), 1u);  // only the attacker's delta is above 1
+  EXPECT_EQ(clipped.verdicts[0].client_id, "attacker");
+  EXPECT_EQ(clipped.verdicts[0].action, "clipped");
+  EXPECT_GT(mean_weight(clipped), mean_weight(run({{}, "fedavg", {}})));
+}
+
+// FedAvg streamed (one running sum) and collected give the same model.
+TEST(Strategy, StreamedAndCollectedFedAvgAgree) {
+  const auto streamed = run({{}, "fedavg", {}});
+  const auto collected = run({{"norm-clip:bound=1000"}, "fedavg", {}});
+  ASSERT_TRUE(streamed.global && collected.global);
+  for (const auto& [name, t] : *streamed.global) {
+    EXPECT_TRUE(torch::allclose(t.to(torch::kFloat64),
+                                collected.global->at(name).to(torch::kFloat64), 1e-5,
+                                1e-6))
+        << name;
+  }
+}
+
+TEST(Strategy, BadSpecsAndImpossibleRoundsAreClearErrors) {
+  for (const auto& [specs, expected] : std::vector<std::pair<StrategySpecs, std::string>>{
+           {{{}, "median:x=1", {}}, "median takes no options"},
+           {{{}, "average", {}}, "unknown aggregation rule 'average'"},
+           {{{"flame:lambda=-1"}, "fedavg", {}}, "lambda"},
+           {{{"norm-clip"}, "fedavg", {}}, "bound=B"},
+           {{{"fltrust"}, "fedavg", {}}, "clean set"},
+           {{{"magic"}, "fedavg", {}}, "unknown before-aggregation rule"},
+           {{{}, "fedavg", {"vardefense:nope=1"}}, "nope"},
+           {{{}, "krum:f=-1", {}}, "f="},
+       }) {
+    auto strategy = make_strategy(specs, {});
+    ASSERT_FALSE(strategy.ok()) << expected;
+    EXPECT_EQ(strategy.status().code(), Code::kInvalidArgument);
+    EXPECT_NE(strategy.status().message().find(expected), std::string::npos)
+        << strategy.status().message();
+  }
+  // Krum needs n > 2f + 2: seven updates and f = 3 cannot run.
+  auto strategy = make_strategy({{}, "krum:f=3", {}}, {});
+  ASSERT_TRUE(strategy.ok());
+  const StateDict global = global_state();
+  const RoundContext ctx{1, &global, nullptr, 0};
+  auto round = (*strategy)->start_round(ctx);
+  for (auto& u : round_updates()) ASSERT_TRUE(round->add(std::move(u)).ok());
+  std::vector<Verdict> verdicts;
+  auto result = round->finish(verdicts);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("2f"), std::string::npos)
+      << result.status().message();
+  // An update of another layout is refused before any rule sees it.
+  auto next = (*strategy)->start_round(ctx);
+  EXPECT_FALSE(next->add({"x", {{"other", torch::zeros({1})}}, 1, 1.0}).ok());
+  EXPECT_EQ(next->updates(), 0);
+}
+
+// When a before-rule excludes every update, the round makes no new model.
+TEST(Strategy, EveryUpdateExcludedLeavesTheModelUnchanged) {
+  class ExcludeAll : public UpdateFilter {
+   public:
+    std::string name() const override { return "exclude-all"; }
+    Result<std::vector<Verdict>> filter(std::vector<ClientUpdate>& updates,
+                                        const RoundContext&) override {
+      for (auto& u : updates) u.weight = 0;
+      return std::vector<Verdict>{};
+    }
+  };
+  std::vector<std::unique_ptr<UpdateFilter>> before;
+  before.push_back(std::make_unique<ExcludeAll>());
+  Strategy strategy(std::move(before), make_aggregation_rule("median").value(), {});
+  const StateDict global = global_state();
+  const RoundContext ctx{1, &global, nullptr, 0};
+  auto round = strategy.start_round(ctx);
+  for (auto& u : round_updates()) ASSERT_TRUE(round->add(std::move(u)).ok());
+  std::vector<Verdict> verdicts;
+  auto result = round->finish(verdicts);
+  ASSERT_TRUE(result.ok());
+  EXPECT_FALSE(result->has_value());
+  EXPECT_EQ(strategy.describe(), "before: exclude-all; on: median; after: -");
+}
+
+}  // namespace
+}  // namespace fedvar::aggregator
