@@ -19,7 +19,7 @@ Status FedAvg::add(const StateDict& update, int64_t num_samples) {
   torch::NoGradGuard no_grad;
   try {
     for (auto& [name, sum] : sums_) {
-      sum.add_(update.at(name).to(torch::kCPU, torch::kFloat64), weight);
+      sum.add_(update.at(name).to(torch::kCPU), weight);  // promoted in place, no copy
     }
   } catch (const std::exception& e) {
     return status_from_exception("fedavg", e);
