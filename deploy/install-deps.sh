@@ -6,6 +6,8 @@ packages=(
   libtorch-dev zlib1g-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libssl-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libgtest-dev
   dataset-fashion-mnist python3-torch python3-torchvision
+  # Flower's sources (../shared/vendor) for the tests that check against it
+  python3-numpy python3-grpcio python3-protobuf python3-cryptography python3-pycryptodome
 )
 missing=()
 for p in "${packages[@]}"; do

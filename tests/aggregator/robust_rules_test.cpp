@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -23,7 +24,12 @@ namespace {
 using nlohmann::json;
 
 const std::string kFlowerScript = FEDVAR_SOURCE_DIR "/tests/python/flower_reference.py";
-const std::string kVendor = FEDVAR_SOURCE_DIR "/../shared/vendor";
+// Flower's sources: $FEDVAR_VENDOR (deploy/test.sh sets it), else the
+// checkout's sibling shared/vendor.
+std::string vendor_dir() {
+  const char* env = std::getenv("FEDVAR_VENDOR");
+  return env && *env ? env : FEDVAR_SOURCE_DIR "/../shared/vendor";
+}
 
 // Flower's per-layer code runs on three layers; fedvar sees them concatenated.
 const std::vector<std::vector<int64_t>> kLayerShapes = {{4, 10}, {30}, {2, 3, 5}};
@@ -97,10 +103,11 @@ TEST_P(FlowerReferenceTest, RulesMatchFlowersNumpyFunctions) {
   testing::TempDir dir;
   const std::string in_file = dir.file("in.json"), err_file = dir.file("err");
   std::ofstream(in_file) << input.dump();
-  const auto r = testing::run_command("PYTHONPATH=" + kVendor + " /usr/bin/python3 " +
+  const std::string vendor = vendor_dir();
+  const auto r = testing::run_command("PYTHONPATH=" + vendor + " /usr/bin/python3 " +
                                       kFlowerScript + " " + in_file + " 2>" + err_file);
   if (r.exit_code == 77) {
-    GTEST_SKIP() << "Flower's sources were not found (" << kVendor
+    GTEST_SKIP() << "Flower's sources were not found (" << vendor
                  << "): " << contents(err_file);
   }
   ASSERT_EQ(r.exit_code, 0) << contents(err_file);
@@ -147,7 +154,11 @@ INSTANTIATE_TEST_SUITE_P(Cases, FlowerReferenceTest,
                          ::testing::Values(FlowerCase{7, torch::kFloat64, 0.2, 1, 3},
                                            FlowerCase{8, torch::kFloat32, 0.25, 2, 4},
                                            FlowerCase{11, torch::kFloat64, 0.1, 2, 5},
-                                           FlowerCase{10, torch::kFloat32, 0.3, 3, 1}));
+                                           FlowerCase{10, torch::kFloat32, 0.3, 3, 1}),
+                         [](const ::testing::TestParamInfo<FlowerCase>& info) {
+                           return "n" + std::to_string(info.param.n) + "_f" +
+                                  std::to_string(info.param.f);
+                         });
 
 TEST(RobustRulesTest, ColumnChunksJoinUpToTheWholeTensorResult) {
   // 16 x 1049576 float32: the rules work on column chunks of 2^24 elements
