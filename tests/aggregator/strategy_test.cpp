@@ -100,6 +100,50 @@ TEST(Strategy, BeforeRulesExcludeOrClipTheAttackerAndSayWhy) {
   EXPECT_GT(mean_weight(clipped), mean_weight(run({{}, "fedavg", {}})));
 }
 
+// FLAME worked by hand: six honest deltas along one direction with norms 1..6
+// and an attacker's of norm 100 against it. The attacker is excluded; the
+// median of all seven norms is 4, so the admitted deltas are clipped to
+// 1, 2, 3, 4, 4, 4 and their mean is 3 along the direction; then noise of
+// std lambda x 4 on every parameter (none on BatchNorm statistics).
+TEST(Strategy, FlameClipsToTheMedianNormAndAddsNoiseOfLambdaTimesIt) {
+  const auto u = torch::ones({4096}) / 64.0;  // unit norm
+  const StateDict global = {{"w", torch::zeros({4096})},
+                            {"bn.running_var", torch::ones({2})}};
+  auto updates = [&] {
+    std::vector<ClientUpdate> out;
+    for (int i = 1; i <= 6; ++i) {
+      out.push_back({"c" + std::to_string(i),
+                     {{"w", i * u}, {"bn.running_var", torch::ones({2})}},
+                     10,
+                     1.0});
+    }
+    out.push_back(
+        {"attacker", {{"w", -100 * u}, {"bn.running_var", torch::ones({2})}}, 10, 1.0});
+    return out;
+  };
+  auto aggregate = [&](const std::string& flame) {
+    auto strategy = make_strategy({{flame}, "fedavg", {}}, {});
+    EXPECT_TRUE(strategy.ok());
+    const RoundContext ctx{1, &global, nullptr, 42};
+    auto round = (*strategy)->start_round(ctx);
+    for (auto& up : updates()) EXPECT_TRUE(round->add(std::move(up)).ok());
+    std::vector<Verdict> verdicts;
+    auto result = round->finish(verdicts);
+    EXPECT_TRUE(result.ok() && result->has_value());
+    return std::make_pair(**result, verdicts);
+  };
+  const auto [exact, verdicts] = aggregate("flame:lambda=0");
+  EXPECT_TRUE(torch::allclose(exact.at("w"), 3 * u, 1e-5, 1e-6));
+  int excluded = 0;
+  for (const auto& v : verdicts) excluded += v.action == "excluded";
+  EXPECT_EQ(excluded, 1);
+  EXPECT_EQ(verdicts.front().client_id, "attacker");
+  const auto noisy = aggregate("flame:lambda=0.1").first;
+  const double spread = (noisy.at("w") - exact.at("w")).std().item<double>();
+  EXPECT_NEAR(spread, 0.1 * 4, 0.02);
+  EXPECT_TRUE(torch::equal(noisy.at("bn.running_var"), exact.at("bn.running_var")));
+}
+
 // FedAvg streamed (one running sum) and collected give the same model.
 TEST(Strategy, StreamedAndCollectedFedAvgAgree) {
   const auto streamed = run({{}, "fedavg", {}});
