@@ -5,15 +5,14 @@
 #include <cmath>
 
 #include "aggregator/robust_rules.h"
-#include "core/model_io.h"
 #include "plugins/option_table.h"
+#include "plugins/purify_state.h"
 #include "plugins/registry.h"
 
 namespace fedvar::aggregator {
 namespace {
 
-// A purifying defense over the state dict: the network is built from the
-// shapes once and reloaded each round.
+// A purifying defense over the state dict (plugins/purify_state.h).
 class DefenseHook : public AfterHook {
  public:
   DefenseHook(std::unique_ptr<plugins::Defense> defense, plugins::DefenseContext server)
@@ -21,25 +20,17 @@ class DefenseHook : public AfterHook {
   std::string name() const override { return defense_->name(); }
 
   Result<nlohmann::json> apply(StateDict& global, const RoundContext& ctx) override {
-    TensorFile file{global, {}};
-    if (!model_) {
-      FEDVAR_ASSIGN_OR_RETURN(auto arch, infer_resnet_options(file));
-      model_ = ResNet18(arch);
-    }
-    FEDVAR_RETURN_IF_ERROR(load_resnet_state(model_, file));
     plugins::DefenseContext round = server_;
     round.seed = server_.seed + static_cast<uint64_t>(ctx.round);  // fresh shuffles
     round.holdout_seed = server_.split_seed();                     // one holdout
-    FEDVAR_ASSIGN_OR_RETURN(auto report, defense_->apply(model_, round));
-    model_->to(torch::kCPU);
-    global = resnet_state(model_).tensors;
-    return report;
+    FEDVAR_ASSIGN_OR_RETURN(auto purified, plugins::purify_state(*defense_, global, round));
+    global = std::move(purified.state);
+    return std::move(purified.report);
   }
 
  private:
   std::unique_ptr<plugins::Defense> defense_;
   plugins::DefenseContext server_;
-  ResNet18 model_{nullptr};
 };
 
 struct CrflOptions {

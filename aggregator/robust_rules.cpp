@@ -275,8 +275,8 @@ Result<ClippedRows> clip_to_norm(const torch::Tensor& deltas, double bound) {
   }
 }
 
-Result<FlTrustResult> fltrust(const torch::Tensor& deltas,
-                              const torch::Tensor& server_delta) {
+Result<FlTrustScores> fltrust_scores(const torch::Tensor& deltas,
+                                     const torch::Tensor& server_delta) {
   FEDVAR_RETURN_IF_ERROR(check_rows(deltas, "fltrust: deltas"));
   if (!server_delta.defined() || server_delta.dim() != 1 ||
       server_delta.size(0) != deltas.size(1) || !server_delta.is_floating_point()) {
@@ -298,13 +298,24 @@ Result<FlTrustResult> fltrust(const torch::Tensor& deltas,
     torch::Tensor trust =
         (s_norm > 0) ? torch::where(usable, dots / (norms * s_norm), zero) : zero.clone();
     trust = trust.clamp(0.0, 1.0);  // ReLU; cos can round a hair above 1
-    const double total = trust.sum().item<double>();
+    torch::Tensor scale = torch::where(trust > 0, s_norm / norms, zero);
+    return FlTrustScores{std::move(trust), std::move(scale)};
+  } catch (const std::exception& e) {
+    return status_from_exception("fltrust", e);
+  }
+}
+
+Result<FlTrustResult> fltrust(const torch::Tensor& deltas,
+                              const torch::Tensor& server_delta) {
+  FEDVAR_ASSIGN_OR_RETURN(auto scores, fltrust_scores(deltas, server_delta));
+  try {
+    torch::NoGradGuard no_grad;
+    const double total = scores.trust.sum().item<double>();
     if (total <= 0) {
-      return FlTrustResult{torch::zeros({deltas.size(1)}, deltas.options()), trust};
+      return FlTrustResult{torch::zeros({deltas.size(1)}, deltas.options()), scores.trust};
     }
-    const torch::Tensor coeff =
-        torch::where(trust > 0, trust * s_norm / norms, zero) / total;
-    return FlTrustResult{combine_rows(deltas, coeff), trust};
+    const torch::Tensor coeff = scores.trust * scores.scale / total;
+    return FlTrustResult{combine_rows(deltas, coeff), scores.trust};
   } catch (const std::exception& e) {
     return status_from_exception("fltrust", e);
   }

@@ -65,15 +65,23 @@ Result<ClippedRows> clip_to_norm(const torch::Tensor& deltas, double bound);
 
 // FLTrust (Cao et al., "FLTrust: Byzantine-robust federated learning via
 // trust bootstrapping", NDSS 2021). trust_i = ReLU(cos(delta_i, server_delta))
-// ([n], float64; 0 for a zero delta); each delta is rescaled to
-// ||server_delta|| and `aggregate` = sum_i trust_i * rescaled_i / sum_i trust_i
-// ([d]), or zeros (the model stays) when every trust is 0.
+// ([n], float64; 0 for a zero delta); scale_i = ||server_delta|| / ||delta_i||
+// rescales each delta to the server delta's norm ([n], float64; 0 where trust
+// is 0). `server_delta` is the server's own update on its root data set, [d];
+// a zero server_delta gives trust 0 to every client.
+struct FlTrustScores {
+  torch::Tensor trust;
+  torch::Tensor scale;
+};
+Result<FlTrustScores> fltrust_scores(const torch::Tensor& deltas,
+                                     const torch::Tensor& server_delta);
+
+// FLTrust's aggregate: sum_i trust_i * scale_i * delta_i / sum_i trust_i ([d]),
+// or zeros (the model stays) when every trust is 0.
 struct FlTrustResult {
   torch::Tensor aggregate;
   torch::Tensor trust;
 };
-// `server_delta` is the server's own update on its root data set, [d]. A zero
-// server_delta gives trust 0 to every client, hence a zero aggregate.
 Result<FlTrustResult> fltrust(const torch::Tensor& deltas,
                               const torch::Tensor& server_delta);
 

@@ -1,5 +1,7 @@
 #include "aggregator/strategy.h"
 
+#include <algorithm>
+
 #include <torch/torch.h>
 
 #include "aggregator/fedavg.h"
@@ -68,15 +70,13 @@ class CollectingRound : public RoundAggregation {
       FEDVAR_ASSIGN_OR_RETURN(
           auto said, guarded(rule->name(), [&] { return rule->filter(updates_, ctx_); }));
       verdicts.insert(verdicts.end(), said.begin(), said.end());
+      drop_excluded();  // a later rule sees only what this one kept
     }
-    std::vector<ClientUpdate> kept;
-    for (auto& u : updates_) {
-      if (u.weight > 0) kept.push_back(std::move(u));
-    }
-    updates_.clear();
-    if (kept.empty()) return std::optional<StateDict>();
+    drop_excluded();
+    if (updates_.empty()) return std::optional<StateDict>();
     FEDVAR_ASSIGN_OR_RETURN(
-        auto global, guarded(on_.name(), [&] { return on_.aggregate(kept, ctx_); }));
+        auto global, guarded(on_.name(), [&] { return on_.aggregate(updates_, ctx_); }));
+    updates_.clear();
     for (const auto& rule : before_) {
       FEDVAR_RETURN_IF_ERROR(
           guarded(rule->name(), [&] { return rule->after_aggregation(global, ctx_); }));
@@ -85,6 +85,12 @@ class CollectingRound : public RoundAggregation {
   }
 
  private:
+  void drop_excluded() {
+    updates_.erase(std::remove_if(updates_.begin(), updates_.end(),
+                                  [](const ClientUpdate& u) { return !(u.weight > 0); }),
+                   updates_.end());
+  }
+
   const RoundContext& ctx_;
   const std::vector<std::unique_ptr<UpdateFilter>>& before_;
   AggregationRule& on_;

@@ -55,7 +55,8 @@ struct RoundContext {
 
 // Before aggregation: looks at all of a round's updates at once and may drop
 // (weight 0), reweigh or change (clip) some. Returns one verdict per update
-// it touched.
+// it touched. Rules run in order; each sees only the updates the earlier ones
+// kept.
 class UpdateFilter {
  public:
   virtual ~UpdateFilter() = default;

@@ -17,21 +17,36 @@ namespace {
 
 using plugins::OptionTable;
 
-// Clips `rows` to `bound` and writes them back; a verdict per clipped update.
+// Clips the rows of the updates still in the round (weight > 0) to `bound`
+// and writes them back; a verdict per clipped update.
 Result<std::vector<Verdict>> clip_updates(const std::string& rule,
                                           std::vector<ClientUpdate>& updates,
                                           const torch::Tensor& rows, double bound,
                                           const StateDict& global) {
-  FEDVAR_ASSIGN_OR_RETURN(auto clipped, clip_to_norm(rows, bound));
-  FEDVAR_RETURN_IF_ERROR(set_deltas(updates, clipped.clipped, global));
-  std::vector<Verdict> verdicts;
+  std::vector<int64_t> kept;
   for (size_t i = 0; i < updates.size(); ++i) {
-    const double scale = clipped.scale[static_cast<int64_t>(i)].item<double>();
+    if (updates[i].weight > 0) kept.push_back(static_cast<int64_t>(i));
+  }
+  if (kept.empty()) return std::vector<Verdict>();
+  const bool all = kept.size() == updates.size();
+  const torch::Tensor mine = all ? rows : rows.index_select(0, torch::tensor(kept));
+  FEDVAR_ASSIGN_OR_RETURN(auto clipped, clip_to_norm(mine, bound));
+  std::vector<ClientUpdate> subset;
+  for (int64_t k : kept) subset.push_back(std::move(updates[static_cast<size_t>(k)]));
+  const Status written = set_deltas(subset, clipped.clipped, global);
+  for (size_t j = 0; j < kept.size(); ++j) {
+    updates[static_cast<size_t>(kept[j])] = std::move(subset[j]);
+  }
+  FEDVAR_RETURN_IF_ERROR(written);
+  std::vector<Verdict> verdicts;
+  for (size_t j = 0; j < kept.size(); ++j) {
+    const double scale = clipped.scale[static_cast<int64_t>(j)].item<double>();
+    const auto& u = updates[static_cast<size_t>(kept[j])];
     if (scale < 1) {
-      verdicts.push_back({rule, updates[i].client_id, "clipped",
+      verdicts.push_back({rule, u.client_id, "clipped",
                           "delta norm scaled by " + std::to_string(scale) + " to " +
                               std::to_string(bound),
-                          updates[i].weight});
+                          u.weight});
     }
   }
   return verdicts;
@@ -105,9 +120,7 @@ Result<std::vector<Verdict>> Flame::filter(std::vector<ClientUpdate>& updates,
   if (median_norm_ <= 0) return verdicts;
   FEDVAR_ASSIGN_OR_RETURN(auto clipped,
                           clip_updates(name(), updates, rows, median_norm_, *ctx.global));
-  for (auto& v : clipped) {
-    if (v.weight > 0) verdicts.push_back(std::move(v));
-  }
+  verdicts.insert(verdicts.end(), clipped.begin(), clipped.end());
   return verdicts;
 }
 
@@ -155,14 +168,12 @@ class FlTrust : public UpdateFilter {
                                       const RoundContext& ctx) override {
     FEDVAR_ASSIGN_OR_RETURN(auto reference, server_delta(ctx, server_));
     FEDVAR_ASSIGN_OR_RETURN(auto rows, stack_deltas(updates, *ctx.global));
-    FEDVAR_ASSIGN_OR_RETURN(auto result, fltrust(rows, reference));
-    const double norm = reference.norm().item<double>();
-    auto row_norms = rows.norm(2, /*dim=*/1).clamp_min(1e-30);
-    auto rescaled = rows * (norm / row_norms).unsqueeze(1).to(rows.scalar_type());
+    FEDVAR_ASSIGN_OR_RETURN(auto scores, fltrust_scores(rows, reference));
+    auto rescaled = rows * scores.scale.unsqueeze(1).to(rows.scalar_type());
     FEDVAR_RETURN_IF_ERROR(set_deltas(updates, rescaled, *ctx.global));
     std::vector<Verdict> verdicts;
     for (size_t i = 0; i < updates.size(); ++i) {
-      const double trust = result.trust[static_cast<int64_t>(i)].item<double>();
+      const double trust = scores.trust[static_cast<int64_t>(i)].item<double>();
       // Weighted by trust alone: the weight factor undoes the sample count.
       updates[i].weight = trust / static_cast<double>(updates[i].num_samples);
       verdicts.push_back({name(), updates[i].client_id,

@@ -7,7 +7,6 @@ Status fine_tune(ResNet18& model, const Dataset& data, const DefenseContext& ctx
   if (data.size() == 0) return Status::InvalidArgument("no clean images to fine-tune on");
   opts.normalization = ctx.normalization;
   opts.device = ctx.device;
-  hooks.on_batch = nullptr;
   auto history = train_model(model, data, opts, hooks);
   model->eval();
   return history.status();

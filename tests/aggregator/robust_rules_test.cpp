@@ -309,6 +309,10 @@ TEST(RobustRulesTest, FlTrustRescalesAndWeighsByTrust) {
   const double c = 1 / std::sqrt(2.0);
   EXPECT_TRUE(torch::allclose(r->trust, torch::tensor({c, c, 0.0}, torch::kFloat64)));
   EXPECT_TRUE(torch::allclose(r->aggregate, torch::tensor({c, c}, torch::kFloat64)));
+  auto scores = fltrust_scores(deltas, server);
+  ASSERT_TRUE(scores.ok());
+  const double s = std::sqrt(2.0) / 10;  // |server| / |delta|; 0 without trust
+  EXPECT_TRUE(torch::allclose(scores->scale, torch::tensor({s, s, 0.0}, torch::kFloat64)));
 }
 
 TEST(RobustRulesTest, CosineDistancesWithAZeroRow) {

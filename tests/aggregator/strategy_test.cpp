@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <set>
+
 #include "aggregator/aggregation_rules.h"
 #include "aggregator/strategy_specs.h"
 #include "aggregator/update_filters.h"
@@ -100,6 +102,20 @@ TEST(Strategy, BeforeRulesExcludeOrClipTheAttackerAndSayWhy) {
   EXPECT_GT(mean_weight(clipped), mean_weight(run({{}, "fedavg", {}})));
 }
 
+// A later before-rule sees only the updates the earlier ones kept: norm
+// clipping after FLAME never names the attacker FLAME excluded.
+TEST(Strategy, ALaterBeforeRuleSeesOnlyWhatTheEarlierKept) {
+  const auto both = run({{"flame:lambda=0", "norm-clip:bound=0.01"}, "fedavg", {}});
+  ASSERT_TRUE(both.global);
+  int clipped = 0;
+  for (const auto& v : both.verdicts) {
+    if (v.rule != "norm-clip") continue;
+    ++clipped;
+    EXPECT_NE(v.client_id, "attacker");
+  }
+  EXPECT_GE(clipped, kHonest / 2 + 1);  // the honest majority, each above 0.01
+}
+
 // FLAME worked by hand: six honest deltas along one direction with norms 1..6
 // and an attacker's of norm 100 against it. The attacker is excluded; the
 // median of all seven norms is 4, so the admitted deltas are clipped to
@@ -138,6 +154,11 @@ TEST(Strategy, FlameClipsToTheMedianNormAndAddsNoiseOfLambdaTimesIt) {
   for (const auto& v : verdicts) excluded += v.action == "excluded";
   EXPECT_EQ(excluded, 1);
   EXPECT_EQ(verdicts.front().client_id, "attacker");
+  std::set<std::string> clipped;  // the excluded attacker is not clipped
+  for (const auto& v : verdicts) {
+    if (v.action == "clipped") clipped.insert(v.client_id);
+  }
+  EXPECT_EQ(clipped, (std::set<std::string>{"c5", "c6"}));
   const auto noisy = aggregate("flame:lambda=0.1").first;
   const double spread = (noisy.at("w") - exact.at("w")).std().item<double>();
   EXPECT_NEAR(spread, 0.1 * 4, 0.02);
