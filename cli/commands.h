@@ -24,6 +24,8 @@ void register_simulate(CLI::App& app, Commands& commands);
 void register_plot(CLI::App& app, Commands& commands);
 void register_client_key(CLI::App& app, Commands& commands);
 void register_defenses(CLI::App& app, Commands& commands);
+void register_defend(CLI::App& app, Commands& commands);
+void register_defend_request(CLI::App& app, Commands& commands);
 
 inline void register_all(CLI::App& app, Commands& commands) {
   register_train(app, commands);
@@ -35,6 +37,8 @@ inline void register_all(CLI::App& app, Commands& commands) {
   register_client_key(app, commands);
   register_simulate(app, commands);
   register_plot(app, commands);
+  register_defend(app, commands);
+  register_defend_request(app, commands);
 }
 
 }  // namespace fedvar::cli

@@ -8,6 +8,7 @@ packages=(
   dataset-fashion-mnist python3-torch python3-torchvision
   # Flower's sources (../shared/vendor) for the tests that check against it
   python3-numpy python3-grpcio python3-protobuf python3-cryptography python3-pycryptodome
+  python3-zmq python3-msgpack  # fedvar.remote, the Python client of fedvar defend
 )
 missing=()
 for p in "${packages[@]}"; do
