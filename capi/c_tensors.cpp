@@ -81,8 +81,8 @@ Result<StateDict> read_tensors(const fedvar_tensor_t* tensors, size_t count) {
     FEDVAR_ASSIGN_OR_RETURN(auto type, torch_dtype(t.dtype));
     FEDVAR_ASSIGN_OR_RETURN(auto shape, checked_shape(t, name));
     torch::Tensor view = torch::from_blob(t.data, shape, torch::TensorOptions(type));
-    state[name] = at::isFloatingType(type) ? view.to(torch::kFloat32, false, true)
-                                           : view.to(torch::kInt64, false, true);
+    // float32 and int64 stay views: loading them into the network is the copy.
+    state[name] = view.to(at::isFloatingType(type) ? torch::kFloat32 : torch::kInt64);
   }
   for (const auto& [name, t] : StateDict(state)) {
     const std::string suffix = ".running_mean";

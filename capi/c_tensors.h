@@ -19,7 +19,9 @@ Result<torch::ScalarType> torch_dtype(int dtype);
 // interface lacks.
 Result<fedvar_dtype> c_dtype(torch::ScalarType type);
 
-// A copy of the caller's tensors as a state dict (floating ones as float32).
+// The caller's tensors as a state dict: float32 and int64 ones as views of
+// the caller's memory (valid during the call only), others converted to
+// float32 or int64.
 // A null pointer, an empty or repeated name, a negative dimension, an
 // unknown dtype is kInvalidArgument naming the tensor. A BatchNorm whose
 // num_batches_tracked is left out gets a zero one.

@@ -1,6 +1,6 @@
 // fedvar defend: the defend service. Aggregation servers in any language
 // send a model over ZeroMQ and get it back purified with the report
-// (service/defend_service.h; the wire format in service/wire.h).
+// (service/defend_service.h; the wire format in protocol/defend_wire.h).
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/file_io.h"
@@ -40,7 +40,7 @@ Status run_defend(DefendArgs a) {
   a.service.max_request_bytes = static_cast<int64_t>(a.max_request_mb * (1 << 20));
   FEDVAR_ASSIGN_OR_RETURN(const service::Purifier purifier, make_purifier(a));
   service::DefendService defend(
-      a.service, [&purifier](const service::RequestHeader& h, std::string_view model) {
+      a.service, [&purifier](const protocol::RequestHeader& h, std::string_view model) {
         return purifier.run(model, h.defense, h.normalize);
       });
   FEDVAR_RETURN_IF_ERROR(defend.bind());

@@ -54,6 +54,13 @@ Result<ResNetOptions> infer_resnet_options(const TensorFile& file,
                                    ": neither the cifar (3) nor the imagenet (7) stem");
   }
   o.num_classes = fc.size(0);
+  if (o.num_classes < 1 || o.width < 1 || fc.size(1) != 8 * o.width) {
+    return Status::InvalidArgument(
+        "fc.weight has shape [" + std::to_string(fc.size(0)) + ", " +
+        std::to_string(fc.size(1)) + "]; a ResNet18 whose conv1 has " +
+        std::to_string(o.width) + " filters needs [classes, " + std::to_string(8 * o.width) +
+        "] with classes >= 1");
+  }
   if (overrides.in_channels) o.in_channels = *overrides.in_channels;
   if (overrides.num_classes) o.num_classes = *overrides.num_classes;
   if (overrides.width) o.width = *overrides.width;
@@ -75,7 +82,7 @@ Status load_resnet_state(ResNet18& model, const TensorFile& file) {
   for (auto& [name, target] : state) {
     auto it = file.tensors.find(name);
     if (it == file.tensors.end()) {
-      return Status::InvalidArgument("tensor '" + name + "' is missing from the file");
+      return Status::InvalidArgument("tensor '" + name + "' is missing");
     }
     if (it->second.sizes() != target.sizes()) {
       return Status::InvalidArgument("tensor '" + name + "' has shape " +
@@ -89,7 +96,7 @@ Status load_resnet_state(ResNet18& model, const TensorFile& file) {
       for (const auto& s : state) known = known || s.first == name;
       if (!known) {
         return Status::InvalidArgument("unexpected tensor '" + name +
-                                       "' in the file (not part of ResNet18)");
+                                       "' (not part of ResNet18)");
       }
     }
   }

@@ -12,7 +12,7 @@
 #include "core/log.h"
 #include "core/stopwatch.h"
 #include "protocol/auth.h"
-#include "service/wire.h"
+#include "protocol/defend_wire.h"
 
 namespace fedvar::service {
 namespace {
@@ -27,8 +27,8 @@ struct Outcome {
 // A reply whose tag does not verify: the service's reason when the header
 // reads as a refusal (untrusted, so only shown), else that it is not ours.
 Status unverified(std::string_view header) {
-  auto h = decode_reply_header(header);
-  const std::string said = h.ok() && h->kind == ReplyKind::kError
+  auto h = protocol::decode_reply_header(header);
+  const std::string said = h.ok() && h->kind == protocol::ReplyKind::kError
                                ? " (the unverified reply says: " + h->error + ")"
                                : "";
   return Status::InvalidArgument(
@@ -50,7 +50,7 @@ Outcome read_reply(const std::vector<zmq::message_t>& frames, const std::string&
     out.reply = unverified(parts[0]);
     return out;
   }
-  auto header = decode_reply_header(parts[0]);
+  auto header = protocol::decode_reply_header(parts[0]);
   if (!header.ok()) {
     out.reply = header.status().with_context("the service's reply");
     return out;
@@ -61,9 +61,9 @@ Outcome read_reply(const std::vector<zmq::message_t>& frames, const std::string&
     out.skip = true;
     return out;
   }
-  if (header->kind == ReplyKind::kBusy) {
+  if (header->kind == protocol::ReplyKind::kBusy) {
     out.reply = Status::Unavailable("the service is busy: " + header->error);
-  } else if (header->kind == ReplyKind::kError) {
+  } else if (header->kind == protocol::ReplyKind::kError) {
     out.reply =
         Status::InvalidArgument("the service refused the request: " + header->error);
   } else if (parts.size() != 2) {
@@ -76,9 +76,9 @@ Outcome read_reply(const std::vector<zmq::message_t>& frames, const std::string&
 
 Result<RemoteReply> exchange(zmq::socket_t& socket, const std::string& key,
                              const RemoteRequest& request, double timeout_s) {
-  FEDVAR_ASSIGN_OR_RETURN(const std::string id, new_request_id());
+  FEDVAR_ASSIGN_OR_RETURN(const std::string id, protocol::new_request_id());
   const std::string header =
-      encode_request_header({id, request.defense, request.normalize});
+      protocol::encode_request_header({id, request.defense, request.normalize});
   FEDVAR_ASSIGN_OR_RETURN(const std::string tag,
                           protocol::sign_parts({header, request.model}, key));
   const auto start = Clock::now();

@@ -39,7 +39,7 @@ struct Envelope {
 // A request the worker runs.
 struct Job {
   Envelope to;
-  RequestHeader header;
+  protocol::RequestHeader header;
   zmq::message_t model;
   Clock::time_point arrived;
 };
@@ -47,13 +47,13 @@ struct Job {
 // What the worker hands back.
 struct Finished {
   Envelope to;
-  RequestHeader header;
+  protocol::RequestHeader header;
   Clock::time_point arrived;
   Result<PurifyAnswer> answer = Status::Internal("not run");
 };
 
 // The defense spec a request names, or null for the service's default.
-nlohmann::json requested_defense(const RequestHeader& header) {
+nlohmann::json requested_defense(const protocol::RequestHeader& header) {
   return header.defense ? nlohmann::json(*header.defense) : nlohmann::json();
 }
 
@@ -79,7 +79,7 @@ struct DefendService::State {
   void work();
   Result<std::optional<Incoming>> receive_bounded();
   void handle(Incoming incoming);
-  void reply(const Envelope& to, const ReplyHeader& header, const std::string* model,
+  void reply(const Envelope& to, const protocol::ReplyHeader& header, const std::string* model,
              nlohmann::json line);
   void refuse(const Envelope& to, const std::string& request_id, const std::string& why,
               Clock::time_point arrived);
@@ -177,7 +177,7 @@ void DefendService::State::work() {
                  kPollMs);
   }
   while (std::optional<Job> job = jobs->pop_wait()) {
-    const std::string id = to_hex(job->header.request_id);
+    const std::string id = protocol::to_hex(job->header.request_id);
     spdlog::info("defend: request {}: purifying", id);
     Finished done{std::move(job->to), std::move(job->header), job->arrived};
     try {
@@ -275,14 +275,14 @@ void DefendService::State::handle(Incoming in) {
     ++counters.unauthenticated;
     return refuse(to, "", "authentication failed", arrived);  // nothing of it is decoded
   }
-  auto decoded = decode_request_header(header);
+  auto decoded = protocol::decode_request_header(header);
   if (!decoded.ok()) return refuse(to, "", decoded.status().message(), arrived);
-  const std::string id = to_hex(decoded->request_id);
+  const std::string id = protocol::to_hex(decoded->request_id);
   Job job{to, std::move(decoded).value(), std::move(frames[first + 1]), arrived};
   if (!jobs->try_push(job)) {  // `job` is left as it was
     ++counters.busy;
-    ReplyHeader busy{
-        ReplyKind::kBusy, job.header.request_id, "",
+    protocol::ReplyHeader busy{
+        protocol::ReplyKind::kBusy, job.header.request_id, "",
         "the queue is full (" + std::to_string(options.queue) + " waiting); retry later"};
     nlohmann::json line = {{"defense", requested_defense(job.header)},
                            {"seconds", seconds_since(arrived)},
@@ -296,7 +296,7 @@ void DefendService::State::refuse(const Envelope& to, const std::string& request
                                   const std::string& why, Clock::time_point arrived) {
   ++counters.errors;
   spdlog::warn("defend: refused a request: {}", why);
-  reply(to, ReplyHeader{ReplyKind::kError, request_id, "", why}, nullptr,
+  reply(to, protocol::ReplyHeader{protocol::ReplyKind::kError, request_id, "", why}, nullptr,
         {{"error", why}, {"seconds", seconds_since(arrived)}});
 }
 
@@ -310,25 +310,25 @@ void DefendService::State::answer(Finished done) {
   if (!done.answer.ok()) {
     ++counters.errors;
     const std::string& why = done.answer.status().message();
-    spdlog::warn("defend: request {} failed: {}", to_hex(done.header.request_id), why);
+    spdlog::warn("defend: request {} failed: {}", protocol::to_hex(done.header.request_id), why);
     line["error"] = why;
-    return reply(done.to, {ReplyKind::kError, done.header.request_id, "", why}, nullptr,
+    return reply(done.to, {protocol::ReplyKind::kError, done.header.request_id, "", why}, nullptr,
                  std::move(line));
   }
   ++counters.purified;
   PurifyAnswer& a = done.answer.value();
-  a.report["request_id"] = to_hex(done.header.request_id);
+  a.report["request_id"] = protocol::to_hex(done.header.request_id);
   line["defense"] = a.report.value("defense", nlohmann::json());
   line["acc_before"] = a.report.value("acc_before", nlohmann::json());
   line["acc_after"] = a.report.value("acc_after", nlohmann::json());
-  const ReplyHeader header{ReplyKind::kPurified, done.header.request_id, a.report.dump(),
+  const protocol::ReplyHeader header{protocol::ReplyKind::kPurified, done.header.request_id, a.report.dump(),
                            ""};
   reply(done.to, header, &a.model, std::move(line));
 }
 
-void DefendService::State::reply(const Envelope& to, const ReplyHeader& header,
+void DefendService::State::reply(const Envelope& to, const protocol::ReplyHeader& header,
                                  const std::string* model, nlohmann::json line) {
-  const std::string head = encode_reply_header(header);
+  const std::string head = protocol::encode_reply_header(header);
   std::vector<std::string_view> parts{head};
   if (model != nullptr) parts.push_back(*model);
   auto tag = protocol::sign_parts(parts, options.key);
@@ -350,12 +350,12 @@ void DefendService::State::reply(const Envelope& to, const ReplyHeader& header,
     ++counters.dropped_replies;
     spdlog::warn(
         "defend: reply to request {} dropped (the client is gone or not reading)",
-        to_hex(header.request_id));
+        protocol::to_hex(header.request_id));
   }
   line["request_id"] = header.request_id.empty()
                            ? nlohmann::json()
-                           : nlohmann::json(to_hex(header.request_id));
-  line["kind"] = std::string(reply_kind_name(header.kind));
+                           : nlohmann::json(protocol::to_hex(header.request_id));
+  line["kind"] = std::string(protocol::reply_kind_name(header.kind));
   line["delivered"] = sent;
   for (const char* key : {"defense", "seconds", "acc_before", "acc_after", "error"}) {
     if (!line.contains(key)) line[key] = nullptr;  // every line has every key

@@ -1,6 +1,6 @@
 // The defend service (fedvar defend): aggregation servers in any language
 // send a model and get it back purified, over ZeroMQ (wire format:
-// service/wire.h, docs/service.md).
+// protocol/defend_wire.h, docs/service.md).
 //
 // Two threads. The I/O thread (the caller of run()) owns the ROUTER socket:
 // it reads each message frame by frame within the size limits, verifies its
@@ -22,8 +22,8 @@
 #include <string_view>
 
 #include "core/status.h"
+#include "protocol/defend_wire.h"
 #include "service/purifier.h"
-#include "service/wire.h"
 
 namespace fedvar::service {
 
@@ -45,7 +45,7 @@ struct ServiceOptions {
 };
 
 // How the worker answers a request (Purifier::run, bound).
-using Handler = std::function<Result<PurifyAnswer>(const RequestHeader& header,
+using Handler = std::function<Result<PurifyAnswer>(const protocol::RequestHeader& header,
                                                    std::string_view model_bytes)>;
 
 // One line per reply, for the caller's log (stdout): {"request_id": hex or

@@ -75,7 +75,7 @@ typedef enum {
  * dtype. */
 typedef struct {
   const char* name;
-  fedvar_dtype dtype;
+  int32_t dtype; /* a fedvar_dtype */
   int32_t ndim;
   const int64_t* shape;
   void* data;
@@ -147,8 +147,9 @@ FEDVAR_EXPORT fedvar_code fedvar_set_threads(int32_t threads, char** errptr);
 
 /* Purifies the model `tensors` describes, writing the result into the same
  * buffers. *report_json (may be NULL if unwanted) receives the defense's
- * JSON report: {"defense", "acc_before", "acc_after", "options",
- * "seconds": {..., "total"}, ...}. The tensors must be exactly the state dict
+ * JSON report: {"defense", "acc_before", "acc_after" (clean ACC in percent
+ * on the held-out share of the clean set), "options", "seconds": {...,
+ * "total"}, ...}. Without a clean set: FEDVAR_INVALID_ARGUMENT. The tensors must be exactly the state dict
  * of a torchvision-named ResNet18 (a missing, unexpected or mis-shaped name is
  * FEDVAR_INVALID_ARGUMENT naming it); num_batches_tracked may be left out.
  * On an error during the defense itself the buffers are unchanged. */

@@ -151,8 +151,12 @@ TEST(CApi, BadModelsAreErrorsNamingTheTensor) {
   c.rows[0].data = nullptr;
   expect_refused(h.d, c, FEDVAR_INVALID_ARGUMENT, "NULL");
   c.rows[0].data = c.tensors[0].data_ptr();
-  c.rows[1].dtype = static_cast<fedvar_dtype>(42);
+  c.rows[1].dtype = 42;
   expect_refused(h.d, c, FEDVAR_INVALID_ARGUMENT, "dtype");
+  StateDict transposed = tiny_state();
+  transposed["fc.weight"] = transposed["fc.weight"].t().contiguous();
+  CallerModel d(transposed);
+  expect_refused(h.d, d, FEDVAR_INVALID_ARGUMENT, "fc.weight has shape [32, 10]");
   CallerModel rgb(tiny_state(3));  // the clean images have one channel
   expect_refused(h.d, rgb, FEDVAR_INVALID_ARGUMENT, "channel");
 }

@@ -58,7 +58,7 @@ TEST(DefendServiceTest, PurifiesRequestsAndStopsOnSigterm) {
   {
     RawClient gone(service.endpoint());
     gone.send(
-        testing::signed_request(testing::request_header(service::new_request_id().value(),
+        testing::signed_request(testing::request_header(protocol::new_request_id().value(),
                                                         "fine-tuning:epochs=8"),
                                 read_file(model).value()));
     for (int i = 0; i < 300 && service.log().find("purifying") == std::string::npos;
@@ -116,7 +116,7 @@ TEST(DefendServiceTest, RefusesBadRequestsAndKeepsServing) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("wrong.safetensors")));
 
   RawClient raw(service.endpoint());
-  const std::string id = service::new_request_id().value();
+  const std::string id = protocol::new_request_id().value();
   struct Case {
     std::vector<std::string> frames;
     std::string error;  // in the verified error reply
@@ -141,7 +141,7 @@ TEST(DefendServiceTest, RefusesBadRequestsAndKeepsServing) {
     raw.send(c.frames);
     const auto reply = raw.receive(60000);
     const auto header = verified_reply(reply);
-    EXPECT_EQ(header.kind, service::ReplyKind::kError) << c.error;
+    EXPECT_EQ(header.kind, protocol::ReplyKind::kError) << c.error;
     EXPECT_NE(header.error.find(c.error), std::string::npos) << header.error;
     EXPECT_EQ(header.request_id, c.attributed ? id : "") << c.error;
   }
@@ -178,7 +178,7 @@ TEST(DefendServiceTest, AFullQueueAnswersBusyAtOnce) {
   std::vector<std::string> ids;
   for (int i = 0; i < kClients; ++i) {
     clients.push_back(std::make_unique<RawClient>(service.endpoint()));
-    ids.push_back(service::new_request_id().value());
+    ids.push_back(protocol::new_request_id().value());
     clients.back()->send(
         testing::signed_request(testing::request_header(ids.back()), bytes));
   }
@@ -200,12 +200,12 @@ TEST(DefendServiceTest, AFullQueueAnswersBusyAtOnce) {
   for (int i = 0; i < kClients; ++i) {
     const auto header = verified_reply(replies[i]);
     EXPECT_EQ(header.request_id, ids[i]);
-    if (header.kind == service::ReplyKind::kBusy) {
+    if (header.kind == protocol::ReplyKind::kBusy) {
       ++busy;
       last_busy_s = std::max(last_busy_s, arrived[i]);
       EXPECT_NE(header.error.find("queue is full"), std::string::npos);
     } else {
-      EXPECT_EQ(header.kind, service::ReplyKind::kPurified) << header.error;
+      EXPECT_EQ(header.kind, protocol::ReplyKind::kPurified) << header.error;
       ++purified;
       first_purified_s = std::min(first_purified_s, arrived[i]);
     }

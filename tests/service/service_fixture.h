@@ -22,7 +22,7 @@
 #include "core/file_io.h"
 #include "core/model_io.h"
 #include "protocol/auth.h"
-#include "service/wire.h"
+#include "protocol/defend_wire.h"
 #include "tests/support/test_util.h"
 
 namespace fedvar::testing {
@@ -106,7 +106,7 @@ inline std::vector<std::string> signed_request(const std::string& header,
 
 inline std::string request_header(const std::string& id,
                                   std::optional<std::string> defense = std::nullopt) {
-  return service::encode_request_header({id, std::move(defense), std::nullopt});
+  return protocol::encode_request_header({id, std::move(defense), std::nullopt});
 }
 
 // A DEALER connected to the service that sends raw frames.
@@ -142,14 +142,14 @@ class RawClient {
 };
 
 // The header of a reply whose tag verifies under the service's key.
-inline service::ReplyHeader verified_reply(const std::vector<std::string>& frames) {
+inline protocol::ReplyHeader verified_reply(const std::vector<std::string>& frames) {
   EXPECT_GE(frames.size(), 2u);
   if (frames.size() < 2) return {};
   std::vector<std::string_view> parts(frames.begin(), frames.end() - 1);
   EXPECT_TRUE(protocol::verify_parts(parts, frames.back(), kServiceKey).ok());
-  auto header = service::decode_reply_header(frames[0]);
+  auto header = protocol::decode_reply_header(frames[0]);
   EXPECT_TRUE(header.ok()) << header.status().message();
-  return header.ok() ? header.value() : service::ReplyHeader{};
+  return header.ok() ? header.value() : protocol::ReplyHeader{};
 }
 
 }  // namespace fedvar::testing

@@ -1,6 +1,6 @@
 // The defend service's header frames in MessagePack, read with protocol/'s
 // checked field readers (protocol/fields.h).
-#include "service/wire.h"
+#include "protocol/defend_wire.h"
 
 #include <openssl/rand.h>
 
@@ -10,10 +10,10 @@
 
 #include "protocol/fields.h"
 
-namespace fedvar::service {
+namespace fedvar::protocol {
 namespace {
 
-using protocol::detail::Fields;
+using detail::Fields;
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
 constexpr std::string_view kPurify = "purify";
@@ -66,7 +66,7 @@ Result<std::optional<std::string>> optional_text(Fields& f, std::string_view key
   FEDVAR_ASSIGN_OR_RETURN(const msgpack::object* v, optional_field(f, key));
   if (v == nullptr) return std::optional<std::string>();
   const std::string what = f.what() + "." + std::string(key);
-  FEDVAR_ASSIGN_OR_RETURN(std::string text, protocol::detail::as_string(*v, what));
+  FEDVAR_ASSIGN_OR_RETURN(std::string text, detail::as_string(*v, what));
   if (text.size() > kMaxSpecBytes) {
     return Status::InvalidArgument(what + " is longer than " +
                                    std::to_string(kMaxSpecBytes) + " bytes");
@@ -89,13 +89,13 @@ Result<std::string> read_request_id(Fields& f, bool may_be_nil) {
 Result<std::string> read_version_and_kind(Fields& f) {
   FEDVAR_ASSIGN_OR_RETURN(const msgpack::object* v, f.get("version"));
   FEDVAR_ASSIGN_OR_RETURN(const uint64_t version,
-                          protocol::detail::as_uint64(*v, f.what() + ".version"));
+                          detail::as_uint64(*v, f.what() + ".version"));
   if (version != kWireVersion) {
     return Status::InvalidArgument(f.what() + ".version is " + std::to_string(version) +
                                    ", expected " + std::to_string(kWireVersion));
   }
   FEDVAR_ASSIGN_OR_RETURN(const msgpack::object* k, f.get("kind"));
-  return protocol::detail::as_string(*k, f.what() + ".kind");
+  return detail::as_string(*k, f.what() + ".kind");
 }
 
 // Unpacks `bytes` (one whole MessagePack value) and runs `read` on it.
@@ -151,11 +151,11 @@ Result<ReplyHeader> read_reply(Fields& f) {
   FEDVAR_ASSIGN_OR_RETURN(const msgpack::object* report, optional_field(f, "report"));
   if (report != nullptr) {
     FEDVAR_ASSIGN_OR_RETURN(h.report,
-                            protocol::detail::as_string(*report, "reply.report"));
+                            detail::as_string(*report, "reply.report"));
   }
   FEDVAR_ASSIGN_OR_RETURN(const msgpack::object* error, optional_field(f, "error"));
   if (error != nullptr) {
-    FEDVAR_ASSIGN_OR_RETURN(h.error, protocol::detail::as_string(*error, "reply.error"));
+    FEDVAR_ASSIGN_OR_RETURN(h.error, detail::as_string(*error, "reply.error"));
   }
   FEDVAR_RETURN_IF_ERROR(f.check_all_read());
   return h;
@@ -235,4 +235,4 @@ std::string to_hex(std::string_view bytes) {
   return hex;
 }
 
-}  // namespace fedvar::service
+}  // namespace fedvar::protocol

@@ -27,7 +27,7 @@
 
 #include "core/status.h"
 
-namespace fedvar::service {
+namespace fedvar::protocol {
 
 // Sent in every header; any other value is refused.
 constexpr uint32_t kWireVersion = 1;
@@ -73,4 +73,4 @@ Result<std::string> new_request_id();
 // Lower-case hex of raw bytes (request ids in logs and reports).
 std::string to_hex(std::string_view bytes);
 
-}  // namespace fedvar::service
+}  // namespace fedvar::protocol
