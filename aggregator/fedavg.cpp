@@ -25,14 +25,14 @@ Status FedAvg::add(const StateDict& update, int64_t num_samples) {
     return status_from_exception("fedavg", e);
   }
   ++updates_;
-  total_weight_ += num_samples;
+  total_weight_ += weight;
   return Status::Ok();
 }
 
 Result<StateDict> FedAvg::result() const {
   if (updates_ == 0) return Status::FailedPrecondition("no update to average");
   StateDict mean;
-  const double total = static_cast<double>(total_weight_);
+  const double total = total_weight_;
   try {
     for (const auto& [name, sum] : sums_) {
       torch::Tensor m = sum / total;

@@ -23,11 +23,12 @@ class FedAvg {
 
   // Adds `update` with weight `num_samples`. A missing, extra or mis-shaped
   // tensor, a dtype change or num_samples <= 0 is kInvalidArgument, and
-  // nothing is added.
+  // nothing is added. Weights are summed in float64, so no count overflows;
+  // bounding what a client may claim is the server's job (--max-samples).
   Status add(const StateDict& update, int64_t num_samples);
 
   int64_t updates() const { return updates_; }
-  int64_t total_weight() const { return total_weight_; }
+  double total_weight() const { return total_weight_; }
 
   // The weighted mean, each tensor in its reference dtype on CPU. Floating
   // tensors (weights, BN running mean/var) are summed in float64; integer
@@ -39,7 +40,7 @@ class FedAvg {
   StateDict reference_;
   std::map<std::string, torch::Tensor> sums_;  // float64, sum of weight * tensor
   int64_t updates_ = 0;
-  int64_t total_weight_ = 0;
+  double total_weight_ = 0;
 };
 
 }  // namespace fedvar::aggregator

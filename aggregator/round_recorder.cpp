@@ -89,7 +89,7 @@ Status RoundRecorder::record(const RoundOutcome& outcome, const StateDict& globa
   line["selected"] = outcome.selected;
   line["malicious_selected"] = malicious_selected;
   line["updates"] = {{"received", outcome.received.size()},
-                     {"rejected", outcome.rejections.size()},
+                     {"rejected", outcome.rejected},
                      {"missing", outcome.missing.size()}};
   line["rejections"] = outcome.rejections;
   line["seconds"] = {{"broadcast", outcome.broadcast_s},

@@ -16,6 +16,13 @@
 namespace fedvar::aggregator {
 namespace {
 
+// Room for a message's header next to the model's bytes.
+constexpr uint64_t kHeaderBytes = uint64_t{1} << 20;
+// Pieces read off the socket per poll (8 KiB each) before timers are checked.
+constexpr int kReadsPerPoll = 256;
+// Rejections listed per round in the metrics; the rest are counted.
+constexpr size_t kMaxListedRejections = 100;
+
 // The round task's seed: distinct per round, reproducible from the run seed.
 uint64_t round_seed(uint64_t seed, int round) {
   return seed * 1000003ULL + static_cast<uint64_t>(round);
@@ -35,6 +42,7 @@ Status check_options(const ServerOptions& o) {
     return Status::InvalidArgument("fraction must be in (0, 1]");
   }
   if (o.quorum < 1) return Status::InvalidArgument("quorum must be >= 1");
+  if (o.max_samples < 1) return Status::InvalidArgument("max samples must be >= 1");
   if (!(o.round_timeout_s > 0) || !(o.join_timeout_s > 0)) {
     return Status::InvalidArgument("timeouts must be positive");
   }
@@ -55,6 +63,7 @@ struct Server::RoundState {
   std::unique_ptr<RoundAggregation> aggregation;
   std::set<std::string> pending;  // selected, not yet answered
   RoundOutcome* outcome = nullptr;
+  int64_t unlisted = 0;  // rejections beyond kMaxListedRejections
   double accumulate_s = 0;
   int round() const { return context.round; }
 };
@@ -66,27 +75,23 @@ Server::~Server() = default;
 
 Status Server::bind() {
   FEDVAR_RETURN_IF_ERROR(check_options(options_));
-  try {
-    socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
-    socket_->set(zmq::sockopt::router_mandatory, 1);  // EHOSTUNREACH, not a silent drop
-    socket_->set(zmq::sockopt::linger, 5000);         // let Shutdown reach the clients
-    // No frame may exceed a whole model plus slack (an untrusted peer's size).
-    socket_->set(zmq::sockopt::maxmsgsize, state_bytes(global_) + (int64_t{1} << 20));
-    socket_->bind(options_.endpoint);
-  } catch (const zmq::error_t& e) {
-    socket_.reset();
-    return Status::Unavailable("cannot bind " + options_.endpoint + ": " + e.what());
-  }
-  spdlog::info("server: listening on {}", endpoint());
+  // An update is the largest message a client sends: a header, a frame per
+  // tensor of the model and the tag. Nothing larger is ever held.
+  protocol::RouterOptions router;
+  router.limits.max_frames = global_.size() + 2;
+  router.limits.max_bytes = static_cast<uint64_t>(state_bytes(global_)) + kHeaderBytes;
+  router.linger_ms = 5000;  // let Shutdown reach the clients
+  router_ = std::make_unique<protocol::ZmtpRouter>(context_);
+  FEDVAR_RETURN_IF_ERROR(router_->bind(options_.endpoint, router));
+  spdlog::info("server: listening on {} (messages up to {} frames, {} bytes)", endpoint(),
+               router.limits.max_frames, router.limits.max_bytes);
   return Status::Ok();
 }
 
-std::string Server::endpoint() const {
-  return socket_ ? socket_->get(zmq::sockopt::last_endpoint) : "";
-}
+std::string Server::endpoint() const { return router_ ? router_->endpoint() : ""; }
 
 Status Server::run(const RecordFn& record) {
-  if (!socket_) return Status::FailedPrecondition("bind() the server before run()");
+  if (!router_) return Status::FailedPrecondition("bind() the server before run()");
   // However the run ends (done, an error, an exception from a callback), the
   // clients are told to stop, so that none waits for a task until its timeout.
   struct ShutdownOnExit {
@@ -188,8 +193,7 @@ Status Server::broadcast(RoundState& state) {
   FEDVAR_ASSIGN_OR_RETURN(auto encoded_task, protocol::encode_message(task));
   for (const std::string& id : outcome.selected) {
     const Client& client = *clients_[id];
-    const Status sent =
-        protocol::send_encoded(*socket_, encoded_task, client.key, &client.identity);
+    const Status sent = send(client.identity, encoded_task, client.key);
     if (sent.ok()) {
       state.pending.insert(id);
     } else {
@@ -223,6 +227,10 @@ Status Server::aggregate(RoundState& state) {
     if (result.ok() && !aggregated) outcome.unchanged_because = "every update excluded";
   }
   state.aggregation.reset();
+  if (state.unlisted > 0) {
+    outcome.rejections.push_back("and " + std::to_string(state.unlisted) +
+                                 " more refused message(s), not listed");
+  }
   outcome.aggregate_s = state.accumulate_s + seconds_since(start);
   outcome.aggregated = aggregated.has_value();
   if (!aggregated) {
@@ -238,7 +246,7 @@ Status Server::aggregate(RoundState& state) {
 }
 
 Status Server::poll_once(long timeout_ms, RoundState* round_state) {
-  zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::pollitem_t items[] = {{router_->socket().handle(), 0, ZMQ_POLLIN, 0}};
   try {
     zmq::poll(items, 1, std::chrono::milliseconds(std::max<long>(timeout_ms, 0)));
   } catch (const zmq::error_t& e) {
@@ -246,45 +254,64 @@ Status Server::poll_once(long timeout_ms, RoundState* round_state) {
       return Status::Ok();  // a signal; the caller checks stop_requested()
     return Status::Unavailable(std::string("poll: ") + e.what());
   }
-  if (items[0].revents & ZMQ_POLLIN) handle_message(round_state);
+  if (!(items[0].revents & ZMQ_POLLIN)) return Status::Ok();
+  FEDVAR_RETURN_IF_ERROR(router_->read_available(kReadsPerPoll));
+  while (std::optional<protocol::Inbound> inbound = router_->pop()) {
+    handle_message(*inbound, round_state);
+  }
   return Status::Ok();
 }
 
-void Server::handle_message(RoundState* round_state) {
+void Server::handle_message(const protocol::Inbound& inbound, RoundState* round_state) {
+  const std::string& identity = inbound.identity;
+  const std::string& refused = inbound.message.refused;
+  if (inbound.closed) {  // not a ZeroMQ peer: no answer is possible
+    if (reject_budget_.take(identity, Clock::now())) spdlog::warn("server: {}", refused);
+    return;
+  }
+  if (!refused.empty()) return refuse(identity, "", refused, refused, round_state);
   const protocol::KeyForClient key_for = [this](std::string_view client_id) {
     return protocol::derive_client_key(options_.key, client_id);
   };
-  auto received = protocol::receive_message(*socket_, key_for, /*with_identity=*/true);
-  if (!received.ok()) {
-    spdlog::warn("server: {}", received.status().message());
-    return;
+  const std::vector<std::string_view> frames(inbound.message.frames.begin(),
+                                             inbound.message.frames.end());
+  protocol::Received received = protocol::open_message(frames, key_for);
+  if (!received.message.ok()) {
+    const std::string& why = received.message.status().message();
+    return refuse(identity, received.client_id, why, why, round_state);
   }
-  const std::string& identity = received->identity;
-  if (!received->message.ok()) {
-    reject(identity, received->client_id, received->message.status().message());
-    if (round_state)
-      round_state->outcome->rejections.push_back(received->message.status().message());
-    return;
-  }
-  protocol::Message& message = received->message.value();
+  protocol::Message& message = received.message.value();
   if (const auto* join = std::get_if<protocol::Join>(&message)) {
-    auto key = key_for(join->client_id);  // the one it verified under
-    if (!key.ok()) {
-      spdlog::warn("server: {}", key.status().message());
-      return;
-    }
-    auto& client = clients_[join->client_id];
-    if (!client) client = std::make_unique<Client>();
-    client->identity = identity;
-    client->key = std::move(*key);
-    client->num_samples = join->num_samples;
-    spdlog::info("server: client {} joined with {} samples ({} joined)", join->client_id,
-                 join->num_samples, clients_.size());
+    handle_join(identity, *join, round_state);
   } else if (const auto* update = std::get_if<protocol::Update>(&message)) {
     handle_update(identity, *update, round_state);
   } else {
-    reject(identity, "", "a client may send only join and update messages");
+    const std::string why = "a client may send only join and update messages";
+    refuse(identity, "", why, why, round_state);
   }
+}
+
+void Server::handle_join(const std::string& identity, const protocol::Join& join,
+                         RoundState* round_state) {
+  if (join.num_samples > options_.max_samples) {
+    const std::string why = "join claims " + std::to_string(join.num_samples) +
+                            " samples, more than the server's --max-samples " +
+                            std::to_string(options_.max_samples);
+    return refuse(identity, join.client_id, why, join.client_id + ": " + why,
+                  round_state);
+  }
+  auto key = protocol::derive_client_key(options_.key, join.client_id);
+  if (!key.ok()) {
+    spdlog::warn("server: {}", key.status().message());
+    return;
+  }
+  auto& client = clients_[join.client_id];
+  if (!client) client = std::make_unique<Client>();
+  client->identity = identity;
+  client->key = std::move(*key);
+  client->num_samples = join.num_samples;
+  spdlog::info("server: client {} joined with {} samples ({} joined)", join.client_id,
+               join.num_samples, clients_.size());
 }
 
 void Server::handle_update(const std::string& identity, const protocol::Update& update,
@@ -299,7 +326,7 @@ void Server::handle_update(const std::string& identity, const protocol::Update& 
                           : std::string("no round is open"));
   } else if (round_state->pending.count(update.client_id) == 0) {
     reason = "client was not selected for this round or already answered";
-  } else if (update.num_samples > it->second->num_samples) {
+  } else if (update.num_samples > it->second->num_samples) {  // <= --max-samples
     reason = "update claims " + std::to_string(update.num_samples) +
              " samples, more than the " + std::to_string(it->second->num_samples) +
              " it joined with";
@@ -319,31 +346,57 @@ void Server::handle_update(const std::string& identity, const protocol::Update& 
     }
     reason = added.message();
   }
-  reject(identity, update.client_id, reason);
-  if (round_state) {
-    round_state->outcome->rejections.push_back(update.client_id + ": " + reason);
-  }
+  refuse(identity, update.client_id, reason, update.client_id + ": " + reason,
+         round_state);
 }
 
-void Server::reject(const std::string& identity, const std::string& client_id,
-                    const std::string& reason) {
+void Server::refuse(const std::string& identity, const std::string& client_id,
+                    const std::string& reason, const std::string& rejection,
+                    RoundState* round_state) {
+  if (round_state != nullptr) {
+    ++round_state->outcome->rejected;
+    auto& listed = round_state->outcome->rejections;
+    if (listed.size() < kMaxListedRejections) {
+      listed.push_back(rejection);
+    } else {
+      ++round_state->unlisted;
+    }
+  }
+  if (!reject_budget_.take(identity, Clock::now())) {
+    ++unanswered_;  // a peer refused this often gets no more answers for now
+    return;
+  }
   spdlog::warn("server: rejected a message: {}", reason);
   // Signed under the key of the client the message claimed to come from:
   // only that client can read it as the server's.
   auto key = protocol::derive_client_key(options_.key, client_id);
-  const Status sent = key.ok() ? protocol::send_message(
-                                     *socket_, protocol::Reject{reason}, *key, &identity)
-                               : key.status();
+  auto encoded = protocol::encode_message(protocol::Reject{reason});
+  const Status sent = !key.ok()       ? key.status()
+                      : !encoded.ok() ? encoded.status()
+                                      : send(identity, *encoded, *key);
   if (!sent.ok()) spdlog::warn("server: could not send the reject: {}", sent.message());
 }
 
+Status Server::send(const std::string& identity, protocol::EncodedMessage& message,
+                    const std::string& key) {
+  const Status sent = protocol::send_encoded(*router_, identity, message, key);
+  if (!sent.ok()) ++dropped_sends_;
+  return sent;
+}
+
 void Server::shutdown_clients() noexcept {
-  if (!socket_) return;
+  if (!router_) return;
+  auto shutdown = protocol::encode_message(protocol::Shutdown{});
   for (const auto& [id, client] : clients_) {
-    (void)protocol::send_message(*socket_, protocol::Shutdown{}, client->key,
-                                 &client->identity);
+    if (shutdown.ok()) (void)send(client->identity, *shutdown, client->key);
   }
   spdlog::info("server: told {} client(s) to shut down", clients_.size());
+  if (unanswered_ > 0 || dropped_sends_ > 0) {
+    spdlog::warn(
+        "server: {} refused message(s) left unanswered (reject budget), {} "
+        "send(s) dropped (peer gone or not reading)",
+        unanswered_, dropped_sends_);
+  }
 }
 
 }  // namespace fedvar::aggregator

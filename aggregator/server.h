@@ -5,6 +5,9 @@
 //   -> record
 // where the rules are the Strategy's (strategy.h) and the record (evaluation,
 // metrics, checkpoint) runs while the next round's clients train.
+// The socket is a ZmtpRouter: no message from a peer is held beyond the
+// whole model's size, no send blocks (what cannot be delivered is dropped
+// and counted), and a peer gets a bounded rate of rejects (RejectBudget).
 // Not thread-safe: one Server per thread.
 #pragma once
 
@@ -15,10 +18,13 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "aggregator/reject_budget.h"
 #include "aggregator/strategy.h"
 #include "core/state_dict.h"
 #include "core/status.h"
+#include "protocol/channel.h"
 #include "protocol/messages.h"
+#include "protocol/zmtp_router.h"
 
 namespace fedvar::aggregator {
 
@@ -31,6 +37,10 @@ struct ServerOptions {
   double round_timeout_s = 600;       // deadline for updates, from the broadcast
   double join_timeout_s = 300;        // for min_clients to join
   protocol::TrainingConfig training;  // sent with every round task
+  // The most samples a client may claim, at join and in an update (its
+  // FedAvg weight); a claim above it is refused with the reason. Set it to
+  // the largest shard a client really holds: no client outweighs that.
+  int64_t max_samples = 1000000;
   std::string key;    // the federation key (non-empty); clients hold derived ones
   uint64_t seed = 0;  // client sampling and the round tasks' seeds
 };
@@ -42,6 +52,8 @@ struct RoundOutcome {
   std::vector<std::string> received;               // client ids whose update was averaged
   std::vector<std::string> missing;                // selected but silent at the deadline
   std::vector<std::string> rejections;             // "client: reason" of refused messages
+                                                   // (the first 100, then a count)
+  int64_t rejected = 0;                            // refused messages, all of them
   std::vector<Verdict> verdicts;                   // what the before-rules did, and why
   nlohmann::json hooks = nlohmann::json::array();  // the after-rules' reports
   bool aggregated = false;        // false: below quorum or all excluded, model unchanged
@@ -89,21 +101,33 @@ class Server {
   Status aggregate(RoundState& state);
   std::vector<std::string> sample_clients(int round) const;
   // Handles one incoming message; `round_state` is null outside a round.
-  void handle_message(RoundState* round_state);
+  void handle_message(const protocol::Inbound& inbound, RoundState* round_state);
   // Polls once, up to `timeout_ms`; handles what arrived. Errors: socket failure.
   Status poll_once(long timeout_ms, RoundState* round_state);
-  void reject(const std::string& identity, const std::string& client_id,
-              const std::string& reason);
+  void handle_join(const std::string& identity, const protocol::Join& join,
+                   RoundState* round_state);
   void handle_update(const std::string& identity, const protocol::Update& update,
                      RoundState* round_state);
+  // Records `rejection` in the round's outcome (if a round is open) and,
+  // within the peer's budget, logs `reason` and sends it as a Reject signed
+  // under the key of `client_id`.
+  void refuse(const std::string& identity, const std::string& client_id,
+              const std::string& reason, const std::string& rejection,
+              RoundState* round_state);
+  // Sends without blocking; a failure is counted in dropped_sends_.
+  Status send(const std::string& identity, protocol::EncodedMessage& message,
+              const std::string& key);
   void shutdown_clients() noexcept;
 
   ServerOptions options_;
   StateDict global_;  // on CPU: what the round tasks carry
   Strategy& strategy_;
   zmq::context_t context_;
-  std::unique_ptr<zmq::socket_t> socket_;
+  std::unique_ptr<protocol::ZmtpRouter> router_;
   std::map<std::string, std::unique_ptr<Client>> clients_;  // by client id
+  RejectBudget reject_budget_;
+  int64_t unanswered_ = 0;     // refused messages left without a reject (budget)
+  int64_t dropped_sends_ = 0;  // messages a peer could not take (gone, not reading)
 };
 
 }  // namespace fedvar::aggregator

@@ -24,7 +24,12 @@ struct fedvar_defense_t {
 namespace fedvar::capi {
 namespace {
 
-Status check_clean_shape(int64_t n, int64_t c, int64_t h, int64_t w) {
+// What both clean-set setters check first.
+Status check_clean_args(const fedvar_defense_t* d, const void* images, const int64_t* labels,
+                        int64_t n, int64_t c, int64_t h, int64_t w) {
+  FEDVAR_RETURN_IF_ERROR(need(d, "defense"));
+  FEDVAR_RETURN_IF_ERROR(need(images, "images"));
+  FEDVAR_RETURN_IF_ERROR(need(labels, "labels"));
   if (n <= 0 || c <= 0 || h <= 0 || w <= 0) {
     return Status::InvalidArgument("clean set: n, c, h and w must be positive");
   }
@@ -107,10 +112,7 @@ fedvar_code fedvar_defense_set_clean_u8(fedvar_defense_t* defense, const uint8_t
                                         const int64_t* labels, int64_t n, int64_t c,
                                         int64_t h, int64_t w, char** errptr) {
   return guarded("fedvar_defense_set_clean_u8", errptr, [&] {
-    FEDVAR_RETURN_IF_ERROR(need(defense, "defense"));
-    FEDVAR_RETURN_IF_ERROR(need(images, "images"));
-    FEDVAR_RETURN_IF_ERROR(need(labels, "labels"));
-    FEDVAR_RETURN_IF_ERROR(check_clean_shape(n, c, h, w));
+    FEDVAR_RETURN_IF_ERROR(check_clean_args(defense, images, labels, n, c, h, w));
     auto pixels = torch::from_blob(const_cast<uint8_t*>(images), {n, c, h, w}, torch::kUInt8);
     return set_clean(defense, pixels.clone(), labels, n);
   });
@@ -120,10 +122,7 @@ fedvar_code fedvar_defense_set_clean_f32(fedvar_defense_t* defense, const float*
                                          const int64_t* labels, int64_t n, int64_t c,
                                          int64_t h, int64_t w, char** errptr) {
   return guarded("fedvar_defense_set_clean_f32", errptr, [&] {
-    FEDVAR_RETURN_IF_ERROR(need(defense, "defense"));
-    FEDVAR_RETURN_IF_ERROR(need(images, "images"));
-    FEDVAR_RETURN_IF_ERROR(need(labels, "labels"));
-    FEDVAR_RETURN_IF_ERROR(check_clean_shape(n, c, h, w));
+    FEDVAR_RETURN_IF_ERROR(check_clean_args(defense, images, labels, n, c, h, w));
     auto unit = torch::from_blob(const_cast<float*>(images), {n, c, h, w}, torch::kFloat32);
     // NaN fails both comparisons.
     if (!(unit.min().item<float>() >= 0.0f) || !(unit.max().item<float>() <= 1.0f)) {

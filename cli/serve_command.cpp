@@ -145,6 +145,11 @@ void register_serve(CLI::App& app, Commands& commands) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--quorum", s.quorum, "Fewest updates that make a round")
       ->check(CLI::Range(1, 100000));
+  cmd->add_option("--max-samples", s.max_samples,
+                  "Most samples a client may claim, its FedAvg weight (default 1000000): "
+                  "a join or update claiming more is refused. Set it to the largest "
+                  "shard a client holds")
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000'000}));
   cmd->add_option("--round-timeout", s.round_timeout_s, "Seconds to wait for updates");
   cmd->add_option("--join-timeout", s.join_timeout_s, "Seconds to wait for min-clients");
   cmd->add_option("--local-epochs", s.training.epochs, "Clients' local epochs")

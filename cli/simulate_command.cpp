@@ -2,7 +2,9 @@
 // client` processes on loopback (real processes, real TCP) for each run
 // (with the hook, and with --compare without it), then prints a table of the
 // last round and draws ACC/ASR per round as an SVG.
+#include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <random>
@@ -13,6 +15,7 @@
 #include "core/file_io.h"
 #include "core/log.h"
 #include "core/normalization.h"
+#include "core/partition.h"
 #include "core/stop.h"
 #include "core/trigger.h"
 #include "protocol/auth.h"
@@ -124,9 +127,28 @@ std::string attacker_trigger(const TriggerSpec& global, int index) {
   return pieces[static_cast<size_t>(index) % pieces.size()].to_string();
 }
 
+// The largest shard a client gets (each client makes the same partition of
+// the pool): the server's --max-samples, so that no client can claim more.
+Result<int64_t> largest_shard(const SimulateArgs& a, const Dataset& pool) {
+  Result<Partition> partition = Status::InvalidArgument(
+      "--partition must be iid or dirichlet:BETA, got '" + a.partition + "'");
+  if (a.partition == "iid") partition = partition_iid(pool.size(), a.clients, a.seed);
+  if (a.partition.rfind("dirichlet:", 0) == 0) {
+    char* end = nullptr;
+    const double beta = std::strtod(a.partition.c_str() + 10, &end);
+    if (*end == '\0') {
+      partition = partition_dirichlet(pool.labels, a.clients, beta, a.seed);
+    }
+  }
+  if (!partition.ok()) return partition.status();
+  size_t largest = 1;
+  for (const auto& shard : partition.value()) largest = std::max(largest, shard.size());
+  return static_cast<int64_t>(largest);
+}
+
 std::vector<std::string> server_argv(const SimulateArgs& a, const RunPlan& run,
                                      const std::string& dir, const std::string& norm,
-                                     const TriggerSpec& trigger) {
+                                     const TriggerSpec& trigger, int64_t max_samples) {
   std::string malicious;
   for (int i = 0; run.attacked && i < a.attackers; ++i) {
     malicious += (i ? "," : "") + client_id(a, i, true);
@@ -174,7 +196,9 @@ std::vector<std::string> server_argv(const SimulateArgs& a, const RunPlan& run,
                                    "--normalize",
                                    norm,
                                    "--seed",
-                                   std::to_string(a.seed)};
+                                   std::to_string(a.seed),
+                                   "--max-samples",
+                                   std::to_string(max_samples)};
   if (!malicious.empty()) argv.insert(argv.end(), {"--malicious", malicious});
   if (!a.init.empty()) argv.insert(argv.end(), {"--init", a.init});
   if (run.defended) {
@@ -243,7 +267,8 @@ Result<std::string> wait_for_endpoint(simulate::ProcessGroup& group, pid_t serve
 // One federation, start to end; its metrics are in DIR/NAME.jsonl.
 // The server gets the federation key, each client only its own (auth.h).
 Status run_federation(const SimulateArgs& a, const RunPlan& run, const std::string& norm,
-                      const TriggerSpec& trigger, const std::string& key) {
+                      const TriggerSpec& trigger, const std::string& key,
+                      int64_t max_samples) {
   const std::string logs = a.out + "/logs";
   fs::remove(a.out + "/" + run.name + ".endpoint");
   spdlog::info("simulate: run '{}': {} clients ({} attackers), {} rounds, hook {}",
@@ -252,7 +277,7 @@ Status run_federation(const SimulateArgs& a, const RunPlan& run, const std::stri
   simulate::ProcessGroup group;
   FEDVAR_ASSIGN_OR_RETURN(
       pid_t server,
-      group.spawn(server_argv(a, run, a.out, norm, trigger),
+      group.spawn(server_argv(a, run, a.out, norm, trigger, max_samples),
                   logs + "/" + run.name + "-server.json", "", {"FEDVAR_KEY=" + key}));
   FEDVAR_ASSIGN_OR_RETURN(
       std::string endpoint,
@@ -297,11 +322,12 @@ Status run_simulate(const SimulateArgs& a, nlohmann::json& result) {
   // The federation trains from scratch: one normalization, estimated from the
   // clients' pool, given to the server and every client.
   const std::string norm = Normalization::estimate(pool).to_string();
+  FEDVAR_ASSIGN_OR_RETURN(const int64_t max_samples, largest_shard(a, pool));
   const std::string key = random_key();
   stop_on_signals();
   std::vector<std::string> names;
   for (const RunPlan& run : plan_runs(a)) {
-    FEDVAR_RETURN_IF_ERROR(run_federation(a, run, norm, trigger, key));
+    FEDVAR_RETURN_IF_ERROR(run_federation(a, run, norm, trigger, key, max_samples));
     names.push_back(run.name);
   }
   return simulate::report_simulation(a.out, names, result);

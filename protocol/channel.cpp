@@ -42,6 +42,19 @@ Status send_encoded(zmq::socket_t& socket, EncodedMessage& message, std::string_
   return Status::Ok();
 }
 
+Status send_encoded(ZmtpRouter& router, const std::string& identity,
+                    EncodedMessage& message, std::string_view key) {
+  FEDVAR_ASSIGN_OR_RETURN(const std::string tag, sign(message.digest, key));
+  std::vector<zmq::message_t> frames;
+  frames.reserve(message.frames.size() + 1);
+  for (zmq::message_t& frame : message.frames) {
+    frames.emplace_back();
+    frames.back().copy(frame);  // shares the buffer; the original stays sendable
+  }
+  frames.emplace_back(tag.data(), tag.size());
+  return router.send(identity, frames);
+}
+
 Status send_message(zmq::socket_t& socket, const Message& message, std::string_view key,
                     const std::string* identity) {
   FEDVAR_ASSIGN_OR_RETURN(EncodedMessage encoded, encode_message(message));
@@ -99,6 +112,27 @@ Result<Received> receive_message(zmq::socket_t& socket, std::string_view key,
   return out;
 }
 
+Received open_message(const std::vector<std::string_view>& frames,
+                      const KeyForClient& key_for) {
+  Received out;
+  if (frames.size() < 2) {
+    out.message = Status::InvalidArgument("message has no payload or no tag frame");
+    return out;
+  }
+  const std::vector<std::string_view> parts(frames.begin(), frames.end() - 1);
+  Result<std::string> id = claimed_client_id(parts.front());
+  if (!id.ok()) {
+    out.message = id.status();
+    return out;
+  }
+  out.client_id = std::move(id).value();
+  Result<std::string> key = key_for(out.client_id);
+  Status authentic = key.status();
+  if (key.ok()) authentic = authenticate(parts, frames.back(), *key);
+  out.message = authentic.ok() ? decode_frames(parts) : Result<Message>(authentic);
+  return out;
+}
+
 Result<Received> receive_message(zmq::socket_t& socket, const KeyForClient& key_for,
                                  bool with_identity) {
   std::vector<zmq::message_t> frames;
@@ -106,19 +140,10 @@ Result<Received> receive_message(zmq::socket_t& socket, const KeyForClient& key_
   FEDVAR_ASSIGN_OR_RETURN(Received out,
                           receive_frames(socket, with_identity, frames, parts));
   if (parts.empty()) return out;
-  // Decoded before it is verified: which key verifies it depends on who it
-  // says it is from. The decoder validates everything it reads.
-  out.message = decode_frames(parts);
-  if (!out.message.ok()) return out;
-  const Message& message = out.message.value();
-  if (const auto* join = std::get_if<Join>(&message)) out.client_id = join->client_id;
-  if (const auto* update = std::get_if<Update>(&message))
-    out.client_id = update->client_id;
-  Result<std::string> key = key_for(out.client_id);
-  Status authentic = key.status();
-  if (key.ok()) authentic = authenticate(parts, frames.back().to_string_view(), *key);
-  if (!authentic.ok()) out.message = authentic;
-  return out;
+  parts.push_back(frames.back().to_string_view());
+  Received opened = open_message(parts, key_for);
+  opened.identity = std::move(out.identity);
+  return opened;
 }
 
 }  // namespace fedvar::protocol

@@ -1,6 +1,7 @@
-// Sending and receiving signed protocol messages on a ZeroMQ socket. On the
-// wire a message is [header][tensor frame]...[tag] (see encode_frames and
-// sign_parts), preceded by the peer's identity frame on a ROUTER socket.
+// Sending and receiving signed protocol messages on a ZeroMQ socket, or on
+// the server's ZmtpRouter. On the wire a message is
+// [header][tensor frame]...[tag] (see encode_frames and sign_parts), preceded
+// by the peer's identity frame on a ROUTER socket.
 #pragma once
 
 #include <functional>
@@ -12,6 +13,7 @@
 
 #include "core/status.h"
 #include "protocol/messages.h"
+#include "protocol/zmtp_router.h"
 
 namespace fedvar::protocol {
 
@@ -32,6 +34,11 @@ Result<EncodedMessage> encode_message(const Message& message);
 // reusable.
 Status send_encoded(zmq::socket_t& socket, EncodedMessage& message, std::string_view key,
                     const std::string* identity = nullptr);
+
+// As above, to the peer `identity` of the server's router: never blocks
+// (ZmtpRouter::send); kUnavailable when the peer is gone or not reading.
+Status send_encoded(ZmtpRouter& router, const std::string& identity,
+                    EncodedMessage& message, std::string_view key);
 
 // encode_message + send_encoded.
 Status send_message(zmq::socket_t& socket, const Message& message, std::string_view key,
@@ -55,8 +62,17 @@ Result<Received> receive_message(zmq::socket_t& socket, std::string_view key,
 // for a message that carries none).
 using KeyForClient = std::function<Result<std::string>(std::string_view client_id)>;
 
-// As above, for the server: the message is decoded first, for the client id
-// it claims, then verified under key_for(that id); only then is it returned.
+// Authenticates, then decodes, the frames of one message
+// ([header][tensor frame]...[tag]) for the server: only the header is read
+// for the client id it claims (claimed_client_id), the tag is verified under
+// key_for(that id) over every frame, and only then are the tensors decoded.
+// `identity` is left empty.
+Received open_message(const std::vector<std::string_view>& frames,
+                      const KeyForClient& key_for);
+
+// A message off a plain ROUTER, opened as above. libzmq assembles a ROUTER's
+// message whole before it is read: a server facing untrusted peers reads
+// through a ZmtpRouter, which bounds it while it arrives.
 Result<Received> receive_message(zmq::socket_t& socket, const KeyForClient& key_for,
                                  bool with_identity);
 

@@ -171,7 +171,28 @@ Result<Message> decode_with(std::string_view bytes, const OutOfBand& oob) {
   }
 }
 
+// Just the kind and, for a join or update, the client id.
+Result<std::string> read_claimed_id(const msgpack::object& root) {
+  FEDVAR_ASSIGN_OR_RETURN(Fields f, Fields::of(root, "message"));
+  FEDVAR_ASSIGN_OR_RETURN(const MessageKind kind, read_kind(f));
+  if (kind != MessageKind::kJoin && kind != MessageKind::kUpdate) return std::string();
+  return read_client_id(f);
+}
+
 }  // namespace
+
+Result<std::string> claimed_client_id(std::string_view header) {
+  try {
+    std::size_t offset = 0;
+    const msgpack::object_handle handle = msgpack::unpack(
+        header.data(), header.size(), offset, &reference_input, nullptr, kLimits);
+    return read_claimed_id(handle.get());
+  } catch (const msgpack::unpack_error& e) {
+    return Status::InvalidArgument(std::string("not a MessagePack message: ") + e.what());
+  } catch (const std::bad_alloc&) {
+    return Status::InvalidArgument("message needs more memory than is available");
+  }
+}
 
 Result<Message> decode(std::string_view bytes) { return decode_with(bytes, {}); }
 

@@ -94,6 +94,11 @@ Result<std::vector<zmq::message_t>> encode_frames(const Message& message);
 // data) with every check of decode(); a frame no tensor uses is also an error.
 Result<Message> decode_frames(const std::vector<std::string_view>& frames);
 
+// The client id a join or update claims ("" for the other kinds), read from
+// a multi-frame message's header alone, without its tensors: to choose the
+// key to verify the message under before decoding it. Errors as decode().
+Result<std::string> claimed_client_id(std::string_view header);
+
 // Ok iff `update` has exactly the names of `global`, each with the same dtype
 // and shape; otherwise kInvalidArgument naming the first difference.
 Status validate_against(const TensorMap& update, const TensorMap& global);

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <limits>
+
 namespace fedvar::aggregator {
 namespace {
 
@@ -76,6 +79,21 @@ TEST(FedAvgTest, RejectsMismatchedUpdatesWithoutAddingThem) {
   EXPECT_FALSE(fedavg.add(make_state(1, 1, 1), -5).ok());
   EXPECT_EQ(fedavg.updates(), 0);
   EXPECT_EQ(fedavg.result().status().code(), Code::kFailedPrecondition);
+}
+
+// Weights are summed in float64: counts near INT64_MAX cannot overflow the
+// total (an int64 total wrapped negative and flipped every mean's sign).
+TEST(FedAvgTest, HugeSampleCountsDoNotOverflowTheTotal) {
+  FedAvg fedavg(make_state(0, 0, 0));
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  ASSERT_TRUE(fedavg.add(make_state(1, 3, 10), kMax).ok());
+  ASSERT_TRUE(fedavg.add(make_state(3, 5, 30), kMax).ok());
+  EXPECT_GT(fedavg.total_weight(), 0);
+  auto mean = fedavg.result();
+  ASSERT_TRUE(mean.ok()) << mean.status().message();
+  EXPECT_TRUE(torch::allclose(mean->at("conv1.weight"), torch::full({2, 1, 3, 3}, 2.0f)));
+  EXPECT_TRUE(torch::allclose(mean->at("bn1.running_mean"), torch::full({2}, 4.0f)));
+  EXPECT_EQ(mean->at("bn1.num_batches_tracked").item<int64_t>(), 20);
 }
 
 }  // namespace
