@@ -34,23 +34,9 @@ Result<Dataset> client_shard(const ClientArgs& a, const Dataset& pool) {
     return Status::InvalidArgument("--index must be in 0.." +
                                    std::to_string(a.clients - 1));
   }
-  Partition partition;
-  if (a.partition == "iid") {
-    FEDVAR_ASSIGN_OR_RETURN(partition,
-                            partition_iid(pool.size(), a.clients, a.partition_seed));
-  } else if (a.partition.rfind("dirichlet:", 0) == 0) {
-    double beta = 0;
-    try {
-      beta = std::stod(a.partition.substr(10));
-    } catch (const std::exception&) {
-      return Status::InvalidArgument("bad --partition '" + a.partition + "'");
-    }
-    FEDVAR_ASSIGN_OR_RETURN(
-        partition, partition_dirichlet(pool.labels, a.clients, beta, a.partition_seed));
-  } else {
-    return Status::InvalidArgument("--partition must be iid or dirichlet:BETA, got '" +
-                                   a.partition + "'");
-  }
+  FEDVAR_ASSIGN_OR_RETURN(
+      auto partition,
+      partition_by_spec(a.partition, pool.labels, a.clients, a.partition_seed));
   return pool.subset(partition[a.index]);
 }
 

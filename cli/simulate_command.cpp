@@ -4,7 +4,6 @@
 // last round and draws ACC/ASR per round as an SVG.
 #include <algorithm>
 #include <cctype>
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <random>
@@ -130,19 +129,10 @@ std::string attacker_trigger(const TriggerSpec& global, int index) {
 // The largest shard a client gets (each client makes the same partition of
 // the pool): the server's --max-samples, so that no client can claim more.
 Result<int64_t> largest_shard(const SimulateArgs& a, const Dataset& pool) {
-  Result<Partition> partition = Status::InvalidArgument(
-      "--partition must be iid or dirichlet:BETA, got '" + a.partition + "'");
-  if (a.partition == "iid") partition = partition_iid(pool.size(), a.clients, a.seed);
-  if (a.partition.rfind("dirichlet:", 0) == 0) {
-    char* end = nullptr;
-    const double beta = std::strtod(a.partition.c_str() + 10, &end);
-    if (*end == '\0') {
-      partition = partition_dirichlet(pool.labels, a.clients, beta, a.seed);
-    }
-  }
-  if (!partition.ok()) return partition.status();
+  FEDVAR_ASSIGN_OR_RETURN(auto partition,
+                          partition_by_spec(a.partition, pool.labels, a.clients, a.seed));
   size_t largest = 1;
-  for (const auto& shard : partition.value()) largest = std::max(largest, shard.size());
+  for (const auto& shard : partition) largest = std::max(largest, shard.size());
   return static_cast<int64_t>(largest);
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <string>
 
@@ -182,6 +183,20 @@ Result<Partition> partition_dirichlet(const torch::Tensor& labels, int clients,
   top_up(parts, minimum);
   for (auto& p : parts) std::sort(p.begin(), p.end());
   return parts;
+}
+
+Result<Partition> partition_by_spec(const std::string& spec, const torch::Tensor& labels,
+                                    int clients, uint64_t seed) {
+  if (spec == "iid") return partition_iid(labels.size(0), clients, seed);
+  if (spec.rfind("dirichlet:", 0) == 0) {
+    char* end = nullptr;
+    const double beta = std::strtod(spec.c_str() + 10, &end);
+    if (end != spec.c_str() + 10 && *end == '\0') {
+      return partition_dirichlet(labels, clients, beta, seed);
+    }
+  }
+  return Status::InvalidArgument("--partition must be iid or dirichlet:BETA, got '" + spec +
+                                 "'");
 }
 
 }  // namespace fedvar

@@ -4,6 +4,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/status.h"
@@ -24,5 +25,10 @@ Result<Partition> partition_iid(int64_t n, int clients, uint64_t seed);
 // kInvalidArgument on bad labels, beta <= 0 or clients outside 1..n.
 Result<Partition> partition_dirichlet(const torch::Tensor& labels, int clients,
                                       double beta, uint64_t seed);
+
+// The partition a spec names: "iid" or "dirichlet:BETA", of a set with
+// these `labels`. kInvalidArgument for another spec, as above otherwise.
+Result<Partition> partition_by_spec(const std::string& spec, const torch::Tensor& labels,
+                                    int clients, uint64_t seed);
 
 }  // namespace fedvar

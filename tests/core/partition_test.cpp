@@ -170,5 +170,18 @@ TEST(PartitionDirichlet, Errors) {
   EXPECT_EQ(code(labels.to(torch::kUInt8), 10, 0.5), Code::kOk);
 }
 
+TEST(PartitionBySpec, NamesTheTwoPartitionsAndRefusesOthers) {
+  const torch::Tensor labels = torch::arange(200) % 10;
+  EXPECT_EQ(partition_by_spec("iid", labels, 4, 3).value(), partition_iid(200, 4, 3).value());
+  EXPECT_EQ(partition_by_spec("dirichlet:0.5", labels, 4, 3).value(),
+            partition_dirichlet(labels, 4, 0.5, 3).value());
+  for (const char* bad : {"dirichlet:", "dirichlet:x", "dirichlet:0.5x", "niid", ""}) {
+    EXPECT_EQ(partition_by_spec(bad, labels, 4, 3).status().code(), Code::kInvalidArgument)
+        << bad;
+  }
+  EXPECT_EQ(partition_by_spec("dirichlet:-1", labels, 4, 3).status().code(),
+            Code::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace fedvar
