@@ -59,10 +59,12 @@ Status purify(fedvar_defense_t* d, const fedvar_tensor_t* model, fedvar_tensor_t
     return Status::FailedPrecondition("no clean set: call fedvar_defense_set_clean_* first");
   }
   FEDVAR_ASSIGN_OR_RETURN(auto state, read_tensors(model, count));
+  // The purified state has the input's names and shapes (the load is
+  // strict): the output is checked against it before the defense runs.
+  FEDVAR_RETURN_IF_ERROR(check_writable(state, out, count));
   plugins::DefenseContext ctx = d->ctx;
   if (!d->normalization_given) ctx.normalization = Normalization::none(ctx.clean.channels());
   FEDVAR_ASSIGN_OR_RETURN(auto purified, plugins::purify_state(*d->defense, state, ctx));
-  FEDVAR_RETURN_IF_ERROR(check_writable(purified.state, out, count));
   std::string text;
   if (report_json != nullptr) text = purified.report.dump();
   write_tensors(purified.state, out, count);
