@@ -31,14 +31,15 @@ class FedAvg {
   double total_weight() const { return total_weight_; }
 
   // The weighted mean, each tensor in its reference dtype on CPU. Floating
-  // tensors (weights, BN running mean/var) are summed in float64; integer
-  // buffers (BN num_batches_tracked) get the weighted mean rounded to the
-  // nearest integer. kFailedPrecondition when no update was added.
+  // tensors (weights, BN running mean/var) are summed in float32 (float64
+  // ones in float64); integer buffers (BN num_batches_tracked) get the
+  // weighted mean rounded to the nearest integer. kFailedPrecondition when no
+  // update was added.
   Result<StateDict> result() const;
 
  private:
   StateDict reference_;
-  std::map<std::string, torch::Tensor> sums_;  // float64, sum of weight * tensor
+  std::map<std::string, torch::Tensor> sums_;  // sum of weight * tensor
   int64_t updates_ = 0;
   double total_weight_ = 0;
 };

@@ -9,6 +9,28 @@ namespace {
 
 bool floating(const torch::Tensor& t) { return at::isFloatingType(t.scalar_type()); }
 
+// Whether the updates' deltas are rows 0..n-1 of one contiguous matrix, in
+// order, so that the matrix can be read in place.
+bool consecutive_rows(const std::vector<ClientUpdate>& updates) {
+  const torch::Tensor& first = updates[0].delta;
+  if (!first.defined() || first.dim() != 1 || !first.is_contiguous()) return false;
+  const auto* base = static_cast<const char*>(first.data_ptr());
+  const auto row_bytes = static_cast<int64_t>(first.nbytes());
+  for (size_t i = 0; i < updates.size(); ++i) {
+    const torch::Tensor& d = updates[i].delta;
+    if (!d.defined() || d.sizes() != first.sizes() ||
+        d.scalar_type() != first.scalar_type() || !d.is_contiguous() ||
+        static_cast<const char*>(d.data_ptr()) !=
+            base + static_cast<int64_t>(i) * row_bytes ||
+        !d.storage().is_alias_of(first.storage())) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 int64_t flat_size(const StateDict& global) {
   int64_t d = 0;
   for (const auto& [name, t] : global)
@@ -16,7 +38,22 @@ int64_t flat_size(const StateDict& global) {
   return d;
 }
 
-}  // namespace
+Status write_delta(torch::Tensor row, const StateDict& update, const StateDict& global) {
+  if (row.dim() != 1 || row.size(0) != flat_size(global) || !row.is_contiguous()) {
+    return Status::InvalidArgument("a delta row of the wrong size for the global model");
+  }
+  torch::NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (const auto& [name, g] : global) {
+    if (!floating(g)) continue;
+    const auto it = update.find(name);
+    if (it == update.end()) return Status::InvalidArgument("the update has no " + name);
+    torch::Tensor out = row.narrow(0, offset, g.numel()).view(g.sizes());
+    at::sub_out(out, it->second.to(row.scalar_type()), g.to(row.scalar_type()));
+    offset += g.numel();
+  }
+  return Status::Ok();
+}
 
 torch::Tensor sample_weights(const std::vector<ClientUpdate>& updates) {
   auto w = torch::empty({static_cast<int64_t>(updates.size())}, torch::kFloat64);
@@ -32,20 +69,23 @@ Result<torch::Tensor> stack_deltas(const std::vector<ClientUpdate>& updates,
                                    const StateDict& global) {
   if (updates.empty()) return Status::InvalidArgument("no update to stack");
   torch::NoGradGuard no_grad;
-  auto rows = torch::empty({static_cast<int64_t>(updates.size()), flat_size(global)},
-                           torch::kFloat32);
-  for (size_t i = 0; i < updates.size(); ++i) {
-    FEDVAR_RETURN_IF_ERROR(check_same_layout(updates[i].state, global));
-    int64_t offset = 0;
-    for (const auto& [name, g] : global) {
-      if (!floating(g)) continue;
-      const int64_t n = g.numel();
-      rows[static_cast<int64_t>(i)]
-          .narrow(0, offset, n)
-          .copy_((updates[i].state.at(name).to(torch::kFloat32) - g.to(torch::kFloat32))
-                     .reshape(-1));
-      offset += n;
+  const int64_t n = static_cast<int64_t>(updates.size());
+  const int64_t d = flat_size(global);
+  if (consecutive_rows(updates) && updates[0].delta.size(0) == d) {
+    return updates[0].delta.as_strided({n, d}, {d, 1});
+  }
+  auto rows = torch::empty({n, d}, torch::kFloat32);
+  for (int64_t i = 0; i < n; ++i) {
+    const ClientUpdate& u = updates[static_cast<size_t>(i)];
+    if (u.delta.defined()) {
+      if (u.delta.dim() != 1 || u.delta.size(0) != d) {
+        return Status::InvalidArgument("an update's delta does not fit the global model");
+      }
+      rows[i].copy_(u.delta);
+      continue;
     }
+    FEDVAR_RETURN_IF_ERROR(check_same_layout(u.state, global));
+    FEDVAR_RETURN_IF_ERROR(write_delta(rows[i], u.state, global));
   }
   return rows;
 }
@@ -84,10 +124,14 @@ Status set_deltas(std::vector<ClientUpdate>& updates, const torch::Tensor& delta
   if (deltas.dim() != 2 || deltas.size(0) != static_cast<int64_t>(updates.size())) {
     return Status::InvalidArgument("deltas do not match the updates");
   }
+  torch::NoGradGuard no_grad;
   for (size_t i = 0; i < updates.size(); ++i) {
-    FEDVAR_ASSIGN_OR_RETURN(
-        updates[i].state,
-        apply_delta(global, deltas[static_cast<int64_t>(i)], {updates[i]}));
+    const torch::Tensor row = deltas[static_cast<int64_t>(i)];
+    if (updates[i].delta.defined()) {
+      if (updates[i].delta.data_ptr() != row.data_ptr()) updates[i].delta.copy_(row);
+      continue;
+    }
+    FEDVAR_ASSIGN_OR_RETURN(updates[i].state, apply_delta(global, row, {updates[i]}));
   }
   return Status::Ok();
 }

@@ -15,7 +15,16 @@
 
 namespace fedvar::aggregator {
 
-// [n, d] float32: update_i - global over the floating tensors.
+// d: the number of elements of the global model's floating tensors.
+int64_t flat_size(const StateDict& global);
+
+// Writes update - global over the floating tensors into `row` ([d] float32,
+// contiguous), without temporaries when both are float32.
+Status write_delta(torch::Tensor row, const StateDict& update, const StateDict& global);
+
+// [n, d] float32: update_i - global over the floating tensors. When every
+// update carries its `delta` and they are consecutive rows of one matrix (a
+// collecting round's), a view of that matrix; else a new tensor.
 Result<torch::Tensor> stack_deltas(const std::vector<ClientUpdate>& updates,
                                    const StateDict& global);
 
@@ -24,8 +33,9 @@ Result<torch::Tensor> stack_deltas(const std::vector<ClientUpdate>& updates,
 Result<StateDict> apply_delta(const StateDict& global, const torch::Tensor& delta,
                               const std::vector<ClientUpdate>& updates);
 
-// Writes row i of `deltas` back into updates[i] as global + row (a filter
-// that clips or rescales).
+// Makes row i of `deltas` update i's delta (a filter that clips or rescales):
+// written into its `delta` in place when it has one, else into its state as
+// global + row.
 Status set_deltas(std::vector<ClientUpdate>& updates, const torch::Tensor& deltas,
                   const StateDict& global);
 

@@ -10,6 +10,8 @@
 #include <string>
 #include <utility>
 
+#include "aggregator/column_stats.h"
+
 namespace fedvar::aggregator {
 namespace {
 
@@ -50,7 +52,7 @@ torch::Tensor median_of_sorted(const torch::Tensor& sorted) {
 }
 
 // The Gram matrix of the rows, [n, n] float64, summed over column chunks.
-// With `centred` each column's (lower) median is subtracted first: distances
+// With `centred` each column's median is subtracted first: distances
 // do not change, and the cancellation in |a|^2 + |b|^2 - 2<a, b> then scales
 // with the distance of the rows from the majority, not with their size (full
 // models rather than deltas) nor with an outlier's (a mean would follow it).
@@ -59,7 +61,7 @@ torch::Tensor gram(const torch::Tensor& x, bool centred) {
   torch::Tensor g = torch::zeros({n, n}, x.options().dtype(torch::kFloat64));
   for_each_column_chunk(x, [&](int64_t start, int64_t length) {
     torch::Tensor c = x.narrow(1, start, length).to(torch::kFloat64);
-    if (centred) c = c - std::get<0>(c.median(/*dim=*/0, /*keepdim=*/true));
+    if (centred) c = c - column_median(c).unsqueeze(0);
     g.addmm_(c, c.t());
   });
   return g;
@@ -164,12 +166,7 @@ Result<torch::Tensor> coordinate_median(const torch::Tensor& updates) {
   FEDVAR_RETURN_IF_ERROR(check_rows(updates, "coordinate_median: updates"));
   try {
     torch::NoGradGuard no_grad;
-    torch::Tensor out = torch::empty({updates.size(1)}, updates.options());
-    for_each_column_chunk(updates, [&](int64_t start, int64_t length) {
-      const auto sorted = std::get<0>(updates.narrow(1, start, length).sort(/*dim=*/0));
-      out.narrow(0, start, length).copy_(median_of_sorted(sorted));
-    });
-    return out;
+    return column_median(updates.to(torch::kCPU)).to(updates.device());
   } catch (const std::exception& e) {
     return status_from_exception("coordinate_median", e);
   }
@@ -188,13 +185,7 @@ Result<torch::Tensor> trimmed_mean(const torch::Tensor& updates, double beta) {
   if (kept < 1) return Status::InvalidArgument("trimmed_mean: beta trims every value");
   try {
     torch::NoGradGuard no_grad;
-    torch::Tensor out = torch::empty({updates.size(1)}, updates.options());
-    for_each_column_chunk(updates, [&](int64_t start, int64_t length) {
-      const auto sorted = std::get<0>(updates.narrow(1, start, length).sort(/*dim=*/0));
-      out.narrow(0, start, length)
-          .copy_(sorted.narrow(0, cut, kept).to(torch::kFloat64).mean(/*dim=*/0));
-    });
-    return out;
+    return column_trimmed_mean(updates.to(torch::kCPU), cut).to(updates.device());
   } catch (const std::exception& e) {
     return status_from_exception("trimmed_mean", e);
   }
@@ -312,7 +303,8 @@ Result<FlTrustResult> fltrust(const torch::Tensor& deltas,
     torch::NoGradGuard no_grad;
     const double total = scores.trust.sum().item<double>();
     if (total <= 0) {
-      return FlTrustResult{torch::zeros({deltas.size(1)}, deltas.options()), scores.trust};
+      return FlTrustResult{torch::zeros({deltas.size(1)}, deltas.options()),
+                           scores.trust};
     }
     const torch::Tensor coeff = scores.trust * scores.scale / total;
     return FlTrustResult{combine_rows(deltas, coeff), scores.trust};

@@ -188,6 +188,7 @@ Status Server::broadcast(RoundState& state) {
   spdlog::info("round {}: sending the global model to {} client(s)", state.round(),
                outcome.selected.size());
   const auto start = Clock::now();
+  state.context.expected_updates = static_cast<int64_t>(outcome.selected.size());
   state.aggregation = strategy_.start_round(state.context);
   protocol::RoundTask task{state.round(), global_, state.training};
   FEDVAR_ASSIGN_OR_RETURN(auto encoded_task, protocol::encode_message(task));

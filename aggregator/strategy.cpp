@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "aggregator/fedavg.h"
+#include "aggregator/flat_state.h"
 
 namespace fedvar::aggregator {
 
@@ -46,7 +47,11 @@ class StreamingRound : public RoundAggregation {
   FedAvg fedavg_;
 };
 
-// Every update held until the round closes, for rules that look at all.
+// Every update held until the round closes, for rules that look at all. Each
+// update's floating tensors become, on arrival, its delta row in one [n, d]
+// float32 matrix sized for the clients asked (grown if more answer), and
+// leave its state dict: the rules read the rows in place, and the round holds
+// 4 bytes per parameter per update, not a state dict and a copy of it.
 class CollectingRound : public RoundAggregation {
  public:
   CollectingRound(const RoundContext& ctx,
@@ -60,8 +65,17 @@ class CollectingRound : public RoundAggregation {
                                      std::to_string(update.num_samples));
     }
     FEDVAR_RETURN_IF_ERROR(check_same_layout(update.state, *ctx_.global));
-    updates_.push_back(std::move(update));
-    return Status::Ok();
+    return guarded("collecting round", [&]() -> Status {
+      reserve_row();
+      update.delta = rows_[static_cast<int64_t>(updates_.size())];
+      FEDVAR_RETURN_IF_ERROR(write_delta(update.delta, update.state, *ctx_.global));
+      for (auto it = update.state.begin(); it != update.state.end();) {
+        it = at::isFloatingType(it->second.scalar_type()) ? update.state.erase(it)
+                                                          : std::next(it);
+      }
+      updates_.push_back(std::move(update));
+      return Status::Ok();
+    });
   }
   int64_t updates() const override { return static_cast<int64_t>(updates_.size()); }
 
@@ -77,6 +91,7 @@ class CollectingRound : public RoundAggregation {
     FEDVAR_ASSIGN_OR_RETURN(
         auto global, guarded(on_.name(), [&] { return on_.aggregate(updates_, ctx_); }));
     updates_.clear();
+    rows_ = torch::Tensor();
     for (const auto& rule : before_) {
       FEDVAR_RETURN_IF_ERROR(
           guarded(rule->name(), [&] { return rule->after_aggregation(global, ctx_); }));
@@ -85,16 +100,41 @@ class CollectingRound : public RoundAggregation {
   }
 
  private:
+  // A free row for the next update: the matrix is made at the first update
+  // and doubled when full (the rows already taken move with it).
+  void reserve_row() {
+    const auto used = static_cast<int64_t>(updates_.size());
+    if (rows_.defined() && used < rows_.size(0)) return;
+    const int64_t capacity = std::max<int64_t>({ctx_.expected_updates, 2 * used, 1});
+    torch::Tensor grown =
+        torch::empty({capacity, flat_size(*ctx_.global)}, torch::kFloat32);
+    if (used > 0) grown.narrow(0, 0, used).copy_(rows_.narrow(0, 0, used));
+    rows_ = grown;
+    for (int64_t i = 0; i < used; ++i) updates_[static_cast<size_t>(i)].delta = rows_[i];
+  }
+
+  // Removes the updates a rule excluded, moving the kept rows up so that they
+  // stay the first rows of the matrix, in order.
   void drop_excluded() {
-    updates_.erase(std::remove_if(updates_.begin(), updates_.end(),
-                                  [](const ClientUpdate& u) { return !(u.weight > 0); }),
-                   updates_.end());
+    size_t kept = 0;
+    for (size_t i = 0; i < updates_.size(); ++i) {
+      if (!(updates_[i].weight > 0)) continue;
+      if (kept != i) {
+        updates_[kept] = std::move(updates_[i]);
+        torch::Tensor row = rows_[static_cast<int64_t>(kept)];
+        row.copy_(updates_[kept].delta);
+        updates_[kept].delta = row;
+      }
+      ++kept;
+    }
+    updates_.resize(kept);
   }
 
   const RoundContext& ctx_;
   const std::vector<std::unique_ptr<UpdateFilter>>& before_;
   AggregationRule& on_;
   std::vector<ClientUpdate> updates_;
+  torch::Tensor rows_;  // [capacity, d] float32; row i is updates_[i].delta
 };
 
 }  // namespace

@@ -33,6 +33,11 @@ struct ClientUpdate {
   StateDict state;          // the client's model after local training
   int64_t num_samples = 0;  // its weight in a weighted mean
   double weight = 1.0;      // a factor a before-rule may lower (0: excluded)
+  // When defined, the update's floating tensors as one [d] float32 delta from
+  // the global model (flat_state.h's order), and `state` holds only the rest:
+  // a collecting round flattens each update on arrival into a row of one
+  // matrix, so the rules read the rows in place.
+  torch::Tensor delta = {};
 };
 
 // What a before-rule did to one client's update, and why.
@@ -50,7 +55,8 @@ struct RoundContext {
   int round = 0;
   const StateDict* global = nullptr;  // the model the clients started from
   const protocol::TrainingConfig* training = nullptr;  // the round's task settings
-  uint64_t seed = 0;  // the round's seed (noise, shuffles)
+  uint64_t seed = 0;             // the round's seed (noise, shuffles)
+  int64_t expected_updates = 0;  // clients asked for an update (0: unknown)
 };
 
 // Before aggregation: looks at all of a round's updates at once and may drop

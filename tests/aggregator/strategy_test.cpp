@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <set>
 
 #include "aggregator/aggregation_rules.h"
@@ -47,12 +48,14 @@ struct Aggregated {
   std::vector<Verdict> verdicts;
 };
 
-Aggregated run(const StrategySpecs& specs) {
+// `expected`: the updates the round is told to expect (0: unknown, so its
+// matrix of delta rows grows as they arrive).
+Aggregated run(const StrategySpecs& specs, int64_t expected = 0) {
   auto strategy = make_strategy(specs, {});
   EXPECT_TRUE(strategy.ok()) << strategy.status().message();
   const StateDict global = global_state();
   const protocol::TrainingConfig training;
-  const RoundContext ctx{1, &global, &training, 11};
+  const RoundContext ctx{1, &global, &training, 11, expected};
   auto round = (*strategy)->start_round(ctx);
   for (auto& u : round_updates()) EXPECT_TRUE(round->add(std::move(u)).ok());
   Aggregated out;
@@ -175,6 +178,59 @@ TEST(Strategy, StreamedAndCollectedFedAvgAgree) {
                                 collected.global->at(name).to(torch::kFloat64), 1e-5,
                                 1e-6))
         << name;
+  }
+}
+
+void expect_same_state(const StateDict& a, const StateDict& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (const auto& [name, t] : a) {
+    EXPECT_EQ(t.scalar_type(), b.at(name).scalar_type()) << what << " " << name;
+    EXPECT_TRUE(torch::allclose(t.to(torch::kFloat64), b.at(name).to(torch::kFloat64),
+                                1e-6, 1e-7))
+        << what << " " << name;
+  }
+}
+
+// A collecting round flattens each update into a row of one matrix on
+// arrival (growing it when more updates come than expected, moving rows up
+// when a before-rule excludes some): the rules must give what they give on
+// the updates' state dicts.
+TEST(Strategy, CollectedRowsGiveWhatTheRulesGiveOnStateDicts) {
+  const StateDict global = global_state();
+  const protocol::TrainingConfig training;
+  const RoundContext ctx{1, &global, &training, 11};
+  for (const char* spec : {"fedavg", "median", "trimmed-mean:beta=0.2", "krum:f=1",
+                           "multi-krum:f=1,m=3", "bulyan:f=1"}) {
+    auto rule = make_aggregation_rule(spec);
+    ASSERT_TRUE(rule.ok()) << spec;
+    auto direct = (*rule)->aggregate(round_updates(), ctx);
+    ASSERT_TRUE(direct.ok()) << spec << ": " << direct.status().message();
+    for (int64_t expected : {0, 3, kHonest + 1}) {
+      const auto collected = run({{"norm-clip:bound=1000"}, spec, {}}, expected);
+      ASSERT_TRUE(collected.global) << spec;
+      expect_same_state(*direct, *collected.global,
+                        std::string(spec) + ", expected " + std::to_string(expected));
+    }
+  }
+  // FLAME excludes the attacker and some honest updates (their rows leave the
+  // matrix) before the median.
+  auto flame = make_update_filter("flame", {});
+  auto median = make_aggregation_rule("median");
+  ASSERT_TRUE(flame.ok() && median.ok());
+  auto updates = round_updates();
+  ASSERT_TRUE((*flame)->filter(updates, ctx).ok());
+  updates.erase(std::remove_if(updates.begin(), updates.end(),
+                               [](const ClientUpdate& u) { return !(u.weight > 0); }),
+                updates.end());
+  ASSERT_FALSE(updates.empty());
+  ASSERT_NE(updates.back().client_id, "attacker");  // so rows did move up
+  auto direct = (*median)->aggregate(updates, ctx);
+  ASSERT_TRUE(direct.ok());
+  ASSERT_TRUE((*flame)->after_aggregation(*direct, ctx).ok());
+  for (int64_t expected : {0, kHonest + 1}) {
+    const auto collected = run({{"flame"}, "median", {}}, expected);
+    ASSERT_TRUE(collected.global);
+    expect_same_state(*direct, *collected.global, "flame + median");
   }
 }
 
