@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "aggregator/column_stats.h"
+#include "core/torch_compat.h"
 
 namespace fedvar::aggregator {
 namespace {
@@ -156,7 +157,7 @@ torch::Tensor mean_nearest_median(const torch::Tensor& rows, int64_t beta) {
   const torch::Tensor sorted = std::get<0>(rows.sort(/*dim=*/0));
   const torch::Tensor gap = (sorted - median_of_sorted(sorted)).abs();
   const torch::Tensor nearest =
-      std::get<1>(gap.sort(c10::optional<bool>(true), /*dim=*/0)).narrow(0, 0, beta);
+      std::get<1>(gap.sort(TorchOptional<bool>(true), /*dim=*/0)).narrow(0, 0, beta);
   return sorted.gather(0, nearest).to(torch::kFloat64).mean(/*dim=*/0);
 }
 

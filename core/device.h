@@ -10,7 +10,8 @@
 namespace fedvar {
 
 // "auto" = CUDA when torch::cuda::is_available(), else CPU; "cpu"; "cuda" or
-// "cuda:N" (kUnavailable when no CUDA device is present).
+// "cuda:N". kUnavailable for cuda when no CUDA device is present,
+// kInvalidArgument for any other text or an N beyond the devices there are.
 Result<torch::Device> resolve_device(const std::string& spec);
 
 }  // namespace fedvar

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "core/torch_compat.h"
+
 namespace fedvar::plugins {
 
 BatchNormStats batchnorm_stats(ResNet18& model) {
@@ -26,11 +28,11 @@ void recalibrate_batchnorm(ResNet18& model, const Dataset& data,
                            const DefenseContext& ctx, int64_t batch_size) {
   torch::NoGradGuard no_grad;
   auto layers = model->conv_layers();
-  std::vector<c10::optional<double>> momenta;
+  std::vector<TorchOptional<double>> momenta;
   for (auto& layer : layers) {
     momenta.push_back(layer.bn->options.momentum());
     layer.bn->reset_running_stats();
-    layer.bn->options.momentum(c10::nullopt);  // cumulative average over the pass
+    layer.bn->options.momentum(kTorchNullopt);  // cumulative average over the pass
   }
   model->train();
   for (int64_t begin = 0; begin < data.size(); begin += batch_size) {

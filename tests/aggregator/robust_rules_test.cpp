@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/torch_compat.h"
 #include "tests/support/test_util.h"
 
 namespace fedvar::aggregator {
@@ -191,7 +192,7 @@ TEST(RobustRulesTest, ColumnChunksJoinUpToTheWholeTensorResult) {
   const torch::Tensor honest = std::get<0>(x.narrow(0, 0, 14).sort(/*dim=*/0));
   const torch::Tensor gap = (honest - (honest[6] + honest[7]) / 2).abs();
   const torch::Tensor nearest =
-      std::get<1>(gap.sort(c10::optional<bool>(true), /*dim=*/0)).narrow(0, 0, 12);
+      std::get<1>(gap.sort(TorchOptional<bool>(true), /*dim=*/0)).narrow(0, 0, 12);
   EXPECT_TRUE(
       torch::allclose(*result, honest.gather(0, nearest).mean(/*dim=*/0), 1e-6, 1e-6));
 }
@@ -312,7 +313,8 @@ TEST(RobustRulesTest, FlTrustRescalesAndWeighsByTrust) {
   auto scores = fltrust_scores(deltas, server);
   ASSERT_TRUE(scores.ok());
   const double s = std::sqrt(2.0) / 10;  // |server| / |delta|; 0 without trust
-  EXPECT_TRUE(torch::allclose(scores->scale, torch::tensor({s, s, 0.0}, torch::kFloat64)));
+  EXPECT_TRUE(
+      torch::allclose(scores->scale, torch::tensor({s, s, 0.0}, torch::kFloat64)));
 }
 
 TEST(RobustRulesTest, CosineDistancesWithAZeroRow) {

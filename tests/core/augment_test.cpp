@@ -44,5 +44,24 @@ TEST(Augment, ShiftsAndFlipsEachImage) {
   EXPECT_TRUE(torch::equal(augment_batch(images, again), out));
 }
 
+// Which shift and flip each image gets is drawn from the generator: the
+// shifts (rows, then columns) first, then one flip per image.
+TEST(Augment, DrawsTheShiftsThenTheFlipsFromTheGenerator) {
+  torch::manual_seed(1);
+  const auto images = torch::rand({16, 2, 9, 7});
+  auto gen = at::detail::createCPUGenerator(5);
+  const auto out = augment_batch(images, gen);
+  auto draw = at::detail::createCPUGenerator(5);
+  const auto shifts = torch::randint(0, 5, {16, 2}, draw, torch::kLong);
+  const auto flips = torch::rand({16}, draw) < 0.5;
+  const auto padded = torch::constant_pad_nd(images, {2, 2, 2, 2}, 0);
+  for (int64_t i = 0; i < 16; ++i) {
+    const int64_t dy = shifts[i][0].item<int64_t>(), dx = shifts[i][1].item<int64_t>();
+    auto crop = padded[i].slice(1, dy, dy + 9).slice(2, dx, dx + 7);
+    if (flips[i].item<bool>()) crop = crop.flip({2});
+    EXPECT_TRUE(torch::equal(out[i], crop)) << "image " << i;
+  }
+}
+
 }  // namespace
 }  // namespace fedvar
