@@ -141,7 +141,7 @@ std::function<int()> json_action(std::function<Status(nlohmann::json&)> run) {
       Status st = run(result);
       if (!st.ok()) return fail(st);
     } catch (const std::exception& e) {
-      return fail(Status::Internal(e.what()));
+      return fail(status_from_exception("unexpected error", e));  // one line
     }
     print_json(result);
     return 0;

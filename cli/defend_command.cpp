@@ -95,7 +95,7 @@ void register_defend(CLI::App& app, Commands& commands) {
         const Status st = run_defend(*a);
         return st.ok() ? 0 : fail(st);
       } catch (const std::exception& e) {
-        return fail(Status::Internal(e.what()));
+        return fail(status_from_exception("defend", e));
       }
     };
   });

@@ -24,7 +24,8 @@ Status run_defend_request(const DefendRequestArgs& a, nlohmann::json& report) {
   FEDVAR_ASSIGN_OR_RETURN(const std::string key,
                           load_key(a.key_file, KeyRole::kFederation));
   service::RemoteRequest request;
-  FEDVAR_ASSIGN_OR_RETURN(request.model, read_file(a.model));
+  // The service refuses requests over 256 MiB by default (defend_service.h).
+  FEDVAR_ASSIGN_OR_RETURN(request.model, read_regular_file(a.model, uint64_t{256} << 20));
   if (!a.defense.empty()) request.defense = a.defense;
   if (!a.normalize.empty()) request.normalize = a.normalize;
   spdlog::info("defend-request: {} ({} bytes) to {}", a.model, request.model.size(),

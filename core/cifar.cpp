@@ -2,11 +2,11 @@
 
 #include <torch/torch.h>
 
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <system_error>
+#include <utility>
+
+#include "core/file_io.h"
 
 namespace fedvar {
 
@@ -16,6 +16,8 @@ constexpr int64_t kChannels = 3;
 constexpr int64_t kSide = 32;
 constexpr int64_t kPixelBytes = kChannels * kSide * kSide;  // 3072, channel-major
 constexpr int kCifar10Batches = 5;
+// The most bytes a set of CIFAR files may hold: 4 GiB, 25x CIFAR-100's train.
+constexpr uint64_t kMaxCifarBytes = uint64_t{4} << 30;
 
 // The layout of one record of a variant.
 struct RecordFormat {
@@ -47,30 +49,47 @@ Status check_label(const char* record, const RecordFormat& format) {
   return Status::Ok();
 }
 
-// Appends the records of `path` to `bytes` after checking they are whole.
-Status append_records(const std::string& path, const RecordFormat& format,
-                      std::string* bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound("cannot open " + path);
-  const std::string data((std::istreambuf_iterator<char>(in)),
-                         std::istreambuf_iterator<char>());
-  if (in.bad()) return Status::DataLoss("error reading " + path);
-  const auto size = static_cast<int64_t>(data.size());
-  if (size == 0 || size % format.record_bytes() != 0) {
+// Opens `path` and checks that it holds a whole, non-zero number of records.
+Result<InputFile> open_records(const std::string& path, const RecordFormat& format) {
+  FEDVAR_ASSIGN_OR_RETURN(InputFile file, InputFile::open(path));
+  const uint64_t size = file.size();
+  const auto record = static_cast<uint64_t>(format.record_bytes());
+  if (size == 0 || size % record != 0) {
     return Status::DataLoss(path + ": " + std::to_string(size) +
                             " bytes is not a whole, non-zero number of " +
-                            std::to_string(format.record_bytes()) + "-byte records");
+                            std::to_string(record) + "-byte records");
   }
-  const int64_t records = size / format.record_bytes();
+  return Result<InputFile>(std::move(file));
+}
+
+// Reads all of `file` (`records` records) into `out` and checks each label.
+Status read_records(InputFile& file, int64_t records, const RecordFormat& format,
+                    char* out) {
+  const auto size = static_cast<size_t>(records * format.record_bytes());
+  FEDVAR_ASSIGN_OR_RETURN(const size_t got, file.read(out, size));
+  char extra = 0;
+  FEDVAR_ASSIGN_OR_RETURN(const size_t more, file.read(&extra, 1));
+  if (got != size || more != 0) {
+    return Status::DataLoss(file.path() + " changed size while being read");
+  }
   for (int64_t r = 0; r < records; ++r) {
-    const char* record = data.data() + r * format.record_bytes();
-    const Status status = check_label(record, format);
+    const Status status = check_label(out + r * format.record_bytes(), format);
     if (!status.ok()) {
-      return status.with_context(path + ": record " + std::to_string(r));
+      return status.with_context(file.path() + ": record " + std::to_string(r));
     }
   }
-  bytes->append(data);
   return Status::Ok();
+}
+
+Dataset make_dataset(const torch::Tensor& table, const RecordFormat& format) {
+  const int64_t n = table.size(0);
+  Dataset out;
+  out.images = table.slice(/*dim=*/1, format.label_bytes, format.record_bytes())
+                   .reshape({n, kChannels, kSide, kSide})
+                   .contiguous();
+  out.labels = table.select(/*dim=*/1, format.label_offset).to(torch::kLong);
+  out.num_classes = format.num_classes;
+  return out;
 }
 
 }  // namespace
@@ -79,23 +98,30 @@ Result<Dataset> read_cifar_files(const std::vector<std::string>& files,
                                  CifarVariant variant) {
   if (files.empty()) return Status::InvalidArgument("no CIFAR files given");
   const RecordFormat format = format_of(variant);
-  std::string bytes;
+  std::vector<InputFile> inputs;
+  uint64_t total = 0;
   for (const std::string& path : files) {
-    FEDVAR_RETURN_IF_ERROR(append_records(path, format, &bytes));
+    FEDVAR_ASSIGN_OR_RETURN(InputFile file, open_records(path, format));
+    total += file.size();
+    if (total > kMaxCifarBytes) {
+      return Status::InvalidArgument("the CIFAR files up to " + path +
+                                     " hold more than the " +
+                                     std::to_string(kMaxCifarBytes) + " bytes allowed");
+    }
+    inputs.push_back(std::move(file));
   }
-  const int64_t n = static_cast<int64_t>(bytes.size()) / format.record_bytes();
   try {
+    const auto n = static_cast<int64_t>(total) / format.record_bytes();
     torch::Tensor table = torch::empty({n, format.record_bytes()}, torch::kUInt8);
-    std::memcpy(table.data_ptr<uint8_t>(), bytes.data(), bytes.size());
-    Dataset out;
-    out.images = table.slice(/*dim=*/1, format.label_bytes, format.record_bytes())
-                     .reshape({n, kChannels, kSide, kSide})
-                     .contiguous();
-    out.labels = table.select(/*dim=*/1, format.label_offset).to(torch::kLong);
-    out.num_classes = format.num_classes;
-    return out;
-  } catch (const c10::Error& e) {
-    return Status::Internal(std::string("reading CIFAR: ") + e.what_without_backtrace());
+    auto* out = reinterpret_cast<char*>(table.data_ptr<uint8_t>());
+    for (InputFile& file : inputs) {
+      const auto records = static_cast<int64_t>(file.size()) / format.record_bytes();
+      FEDVAR_RETURN_IF_ERROR(read_records(file, records, format, out));
+      out += records * format.record_bytes();
+    }
+    return make_dataset(table, format);
+  } catch (const std::exception& e) {
+    return status_from_exception("reading CIFAR", e);
   }
 }
 

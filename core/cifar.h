@@ -11,9 +11,9 @@ namespace fedvar {
 
 enum class CifarVariant { kCifar10, kCifar100 };
 
-// Reads records from `files` (CIFAR-10: <1 label byte><3072 pixel bytes>;
-// CIFAR-100: <coarse><fine><3072>, fine label used) into a 3x32x32 Dataset.
-// A file whose size is not a whole number of records is kDataLoss.
+// Reads records from `files` (CIFAR-10: <label><3072 pixels>; CIFAR-100:
+// <coarse><fine><3072>, fine used) into a 3x32x32 Dataset. Not whole records:
+// kDataLoss; not regular files, or over 4 GiB in all: kInvalidArgument.
 Result<Dataset> read_cifar_files(const std::vector<std::string>& files,
                                  CifarVariant variant);
 

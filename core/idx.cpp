@@ -8,10 +8,11 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <system_error>
+#include <utility>
 #include <vector>
+
+#include "core/file_io.h"
 
 namespace fedvar {
 
@@ -19,96 +20,138 @@ namespace {
 
 constexpr unsigned char kIdxUnsignedByte = 0x08;  // the only supported type
 constexpr int kMaxDims = 4;
-constexpr int64_t kIdxClasses = 10;                // MNIST and Fashion-MNIST
-constexpr size_t kMaxZlibChunk = size_t{1} << 30;  // fits zlib's uInt counters
+constexpr int64_t kIdxClasses = 10;  // MNIST and Fashion-MNIST
+// The most data one file may declare: 1 GiB, twice EMNIST's largest file. A
+// file is read no further than its header declares, so this bounds the work.
+constexpr uint64_t kMaxIdxDataBytes = uint64_t{1} << 30;
+constexpr size_t kChunkBytes = size_t{1} << 16;  // read and inflate step
+constexpr uInt kMaxZlibChunk = uInt{1} << 30;    // fits zlib's uInt counters
 
-Result<std::string> read_whole_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound("cannot open " + path);
-  std::string bytes((std::istreambuf_iterator<char>(in)),
-                    std::istreambuf_iterator<char>());
-  if (in.bad()) return Status::DataLoss("error reading " + path);
-  return bytes;
-}
-
-bool is_gzip(const std::string& bytes) {
-  return bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x1f &&
-         static_cast<unsigned char>(bytes[1]) == 0x8b;
-}
-
-// Inflates a (possibly multi-member) gzip stream held in memory.
-Result<std::string> gunzip(const std::string& packed, const std::string& path) {
-  z_stream zs;
-  std::memset(&zs, 0, sizeof(zs));
-  if (inflateInit2(&zs, 15 + 16) != Z_OK) {
-    return Status::Internal("zlib inflateInit2 failed for " + path);
+// The bytes of an IDX file in order: read as they are, or inflated from gzip
+// (one or more members) only as far as they are asked for. Not movable: zlib's
+// state points back at the z_stream.
+class IdxStream {
+ public:
+  explicit IdxStream(InputFile file) : file_(std::move(file)), in_(kChunkBytes) {}
+  IdxStream(const IdxStream&) = delete;
+  IdxStream& operator=(const IdxStream&) = delete;
+  ~IdxStream() {
+    if (gzip_) inflateEnd(&zs_);
   }
-  if (packed.size() > kMaxZlibChunk) {
-    inflateEnd(&zs);
-    return Status::InvalidArgument(path + ": compressed file over 1 GiB");
-  }
-  std::string out(packed.size() * 4 + 4096, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(packed.data()));
-  zs.avail_in = static_cast<uInt>(packed.size());
-  size_t produced = 0;
-  int rc = Z_OK;
-  while (true) {
-    if (produced == out.size()) out.resize(out.size() * 2);
-    zs.next_out = reinterpret_cast<Bytef*>(&out[produced]);
-    zs.avail_out = static_cast<uInt>(std::min(out.size() - produced, kMaxZlibChunk));
-    rc = inflate(&zs, Z_NO_FLUSH);
-    produced = static_cast<size_t>(reinterpret_cast<char*>(zs.next_out) - out.data());
-    if (rc == Z_STREAM_END) {
-      if (zs.avail_in == 0) break;
-      rc = inflateReset(&zs);  // another gzip member follows
-      if (rc != Z_OK) break;
-      continue;
+
+  // Reads the first bytes and sets up inflation if they are gzip's magic.
+  Status start() {
+    FEDVAR_RETURN_IF_ERROR(refill());
+    gzip_ = avail_ >= 2 && static_cast<unsigned char>(in_[0]) == 0x1f &&
+            static_cast<unsigned char>(in_[1]) == 0x8b;
+    if (gzip_ && inflateInit2(&zs_, 15 + 16) != Z_OK) {
+      gzip_ = false;
+      return Status::Internal("zlib inflateInit2 failed for " + file_.path());
     }
-    if (rc != Z_OK && !(rc == Z_BUF_ERROR && zs.avail_out == 0)) break;
+    return Status::Ok();
   }
-  const std::string zmsg = zs.msg ? zs.msg : "unexpected end of compressed data";
-  inflateEnd(&zs);
-  if (rc != Z_STREAM_END) {
-    return Status::DataLoss(path + ": corrupt or truncated gzip data (" + zmsg + ")");
+
+  bool gzip() const { return gzip_; }
+  uint64_t file_size() const { return file_.size(); }
+
+  // Fills `out` with up to `n` bytes; fewer only at the end of the data.
+  Result<size_t> read(char* out, size_t n) {
+    if (n == 0) return size_t{0};  // `out` may be null then
+    return gzip_ ? inflate_to(out, n) : copy_to(out, n);
   }
-  out.resize(produced);
-  return out;
+
+ private:
+  Status refill() {
+    FEDVAR_ASSIGN_OR_RETURN(avail_, file_.read(in_.data(), in_.size()));
+    next_ = 0;
+    return Status::Ok();
+  }
+
+  Result<size_t> copy_to(char* out, size_t n) {
+    const size_t buffered = std::min(n, avail_ - next_);
+    std::memcpy(out, in_.data() + next_, buffered);
+    next_ += buffered;
+    if (buffered == n) return n;
+    FEDVAR_ASSIGN_OR_RETURN(const size_t direct,
+                            file_.read(out + buffered, n - buffered));
+    return buffered + direct;
+  }
+
+  Result<size_t> inflate_to(char* out, size_t n);
+  Status corrupt(const std::string& why) const {
+    return Status::DataLoss(file_.path() + ": corrupt or truncated gzip data (" + why +
+                            ")");
+  }
+
+  InputFile file_;
+  std::vector<char> in_;
+  size_t avail_ = 0;  // bytes of in_ holding data
+  size_t next_ = 0;   // the first of them not yet used
+  bool gzip_ = false;
+  bool ended_ = false;  // the last gzip member has ended
+  z_stream zs_{};
+};
+
+Result<size_t> IdxStream::inflate_to(char* out, size_t n) {
+  size_t done = 0;
+  while (done < n && !ended_) {
+    if (next_ == avail_) FEDVAR_RETURN_IF_ERROR(refill());
+    if (avail_ == 0) return corrupt("unexpected end of compressed data");
+    zs_.next_in = reinterpret_cast<Bytef*>(in_.data() + next_);
+    zs_.avail_in = static_cast<uInt>(avail_ - next_);
+    zs_.next_out = reinterpret_cast<Bytef*>(out + done);
+    zs_.avail_out = static_cast<uInt>(std::min<size_t>(n - done, kMaxZlibChunk));
+    const uInt room = zs_.avail_out;
+    const int rc = inflate(&zs_, Z_NO_FLUSH);
+    done += room - zs_.avail_out;
+    next_ = avail_ - zs_.avail_in;
+    if (rc == Z_STREAM_END) {
+      if (next_ == avail_) FEDVAR_RETURN_IF_ERROR(refill());
+      ended_ = avail_ == 0;  // else another member follows
+      if (!ended_ && inflateReset(&zs_) != Z_OK) return corrupt("inflateReset failed");
+    } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+      return corrupt(zs_.msg != nullptr ? zs_.msg : "inflate failed");
+    }
+  }
+  return done;
 }
 
-uint32_t read_be32(const std::string& bytes, size_t offset) {
+uint32_t read_be32(const char* bytes) {
   uint32_t value = 0;
-  for (size_t i = 0; i < 4; ++i) {
-    value = (value << 8) | static_cast<unsigned char>(bytes[offset + i]);
-  }
+  for (size_t i = 0; i < 4; ++i)
+    value = (value << 8) | static_cast<unsigned char>(bytes[i]);
   return value;
 }
 
-// Validates the header of an IDX image in memory and returns its shape.
-Result<std::vector<int64_t>> parse_idx_header(const std::string& bytes,
-                                              const std::string& path) {
-  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0) {
+// Reads and validates the header of an IDX stream and returns its shape.
+Result<std::vector<int64_t>> read_idx_header(IdxStream& stream, const std::string& path) {
+  char magic[4];
+  FEDVAR_ASSIGN_OR_RETURN(const size_t got, stream.read(magic, sizeof(magic)));
+  if (got < sizeof(magic) || magic[0] != 0 || magic[1] != 0) {
     return Status::DataLoss(path + ": bad IDX magic (expected 00 00 <type> <dims>)");
   }
-  const auto type = static_cast<unsigned char>(bytes[2]);
+  const auto type = static_cast<unsigned char>(magic[2]);
   if (type != kIdxUnsignedByte) {
     char hex[8];
     std::snprintf(hex, sizeof(hex), "0x%02x", type);
     return Status::DataLoss(path + ": unsupported IDX type " + hex +
                             " (only 0x08 unsigned byte)");
   }
-  const int dims = static_cast<unsigned char>(bytes[3]);
+  const int dims = static_cast<unsigned char>(magic[3]);
   if (dims < 1 || dims > kMaxDims) {
     return Status::DataLoss(path + ": unsupported IDX dimension count " +
                             std::to_string(dims) + " (1..4)");
   }
-  const size_t header = 4 + 4 * static_cast<size_t>(dims);
-  if (bytes.size() < header) {
+  char sizes[4 * kMaxDims];
+  const size_t want = 4 * static_cast<size_t>(dims);
+  FEDVAR_ASSIGN_OR_RETURN(const size_t have, stream.read(sizes, want));
+  if (have < want) {
     return Status::DataLoss(path + ": truncated IDX header: expected " +
-                            std::to_string(header) + " bytes, got " +
-                            std::to_string(bytes.size()));
+                            std::to_string(4 + want) + " bytes, got " +
+                            std::to_string(4 + have));
   }
   std::vector<int64_t> shape;
-  for (int d = 0; d < dims; ++d) shape.push_back(read_be32(bytes, 4 + 4 * d));
+  for (int d = 0; d < dims; ++d) shape.push_back(read_be32(sizes + 4 * d));
   return shape;
 }
 
@@ -147,29 +190,40 @@ Result<std::string> find_idx_file(const std::string& dir, const std::string& ste
 }  // namespace
 
 Result<torch::Tensor> read_idx(const std::string& path) {
-  FEDVAR_ASSIGN_OR_RETURN(std::string bytes, read_whole_file(path));
-  if (is_gzip(bytes)) {
-    FEDVAR_ASSIGN_OR_RETURN(bytes, gunzip(bytes, path));
-  }
-  FEDVAR_ASSIGN_OR_RETURN(std::vector<int64_t> shape, parse_idx_header(bytes, path));
-  const size_t header = 4 + 4 * shape.size();
-  const uint64_t actual = bytes.size() - header;
+  FEDVAR_ASSIGN_OR_RETURN(InputFile file, InputFile::open(path));
+  IdxStream stream(std::move(file));
+  FEDVAR_RETURN_IF_ERROR(stream.start());
+  FEDVAR_ASSIGN_OR_RETURN(std::vector<int64_t> shape, read_idx_header(stream, path));
   const uint64_t expected = idx_data_bytes(shape);
-  if (expected != actual) {
-    const bool huge = expected == UINT64_MAX;
-    return Status::DataLoss(path + ": IDX data " +
-                            (actual < expected ? "truncated" : "too long") + ": dims " +
-                            describe_shape(shape) + " need " +
-                            (huge ? "over 2^64" : std::to_string(expected)) +
-                            " bytes, got " + std::to_string(actual));
+  const auto mismatch = [&](bool truncated, const std::string& actual) {
+    return Status::DataLoss(
+        path + ": IDX data " + (truncated ? "truncated" : "too long") + ": dims " +
+        describe_shape(shape) + " need " +
+        (expected == UINT64_MAX ? "over 2^64" : std::to_string(expected)) +
+        " bytes, got " + actual);
+  };
+  if (!stream.gzip()) {  // the size is known before reading
+    const uint64_t actual = stream.file_size() - (4 + 4 * shape.size());
+    if (actual != expected) return mismatch(actual < expected, std::to_string(actual));
   }
+  if (expected > kMaxIdxDataBytes) {
+    return Status::DataLoss(path + ": IDX dims " + describe_shape(shape) +
+                            " declare more than the " + std::to_string(kMaxIdxDataBytes) +
+                            " bytes of data allowed");
+  }
+  torch::Tensor out;
   try {
-    torch::Tensor out = torch::empty(shape, torch::kUInt8);
-    std::memcpy(out.data_ptr<uint8_t>(), bytes.data() + header, actual);
-    return out;
-  } catch (const c10::Error& e) {
-    return Status::Internal(path + ": " + e.what_without_backtrace());
+    out = torch::empty(shape, torch::kUInt8);
+  } catch (const std::exception& e) {
+    return status_from_exception(path, e);
   }
+  auto* data = reinterpret_cast<char*>(out.data_ptr<uint8_t>());
+  FEDVAR_ASSIGN_OR_RETURN(const size_t got, stream.read(data, expected));
+  if (got < expected) return mismatch(true, std::to_string(got));
+  char extra = 0;  // one byte past the declared data shows trailing bytes
+  FEDVAR_ASSIGN_OR_RETURN(const size_t more, stream.read(&extra, 1));
+  if (more > 0) return mismatch(false, "more");
+  return out;
 }
 
 Result<Dataset> load_idx_split(const std::string& dir, const std::string& split) {

@@ -10,9 +10,9 @@
 
 namespace fedvar {
 
-// Reads an IDX file of unsigned bytes (type 0x08) with 1..4 dimensions into a
-// uint8 tensor of that shape. Gzip is detected by its magic bytes. Wrong
-// magic, unsupported type, truncated data: kDataLoss naming the file.
+// Reads a regular IDX file (else kInvalidArgument) of unsigned bytes (0x08),
+// 1..4 dims, raw or gzip, into a uint8 tensor; read no further than its header
+// declares (<= 1 GiB). Bad magic/type, truncated or trailing data: kDataLoss.
 Result<torch::Tensor> read_idx(const std::string& path);
 
 // Loads `<dir>/<prefix>-images-idx3-ubyte[.gz]` and the matching labels

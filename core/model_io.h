@@ -21,10 +21,16 @@ struct ArchOverrides {
   std::optional<Stem> stem;
 };
 
-// Reads in-channels, stem (kernel 3 = cifar, 7 = imagenet) and width from
-// conv1.weight and classes from fc.weight. Missing/mis-shaped: kInvalidArgument.
+// Reads in-channels, stem (kernel 3 = cifar, 7 = imagenet), width and classes
+// from conv1.weight and fc.weight, checks the whole file against them
+// (check_resnet_file), then applies `overrides`. Any problem: kInvalidArgument.
 Result<ResNetOptions> infer_resnet_options(const TensorFile& file,
                                            const ArchOverrides& overrides = {});
+
+// Ok when `options` are within bounds (width <= 1024, in-channels <= 1024,
+// classes <= 100000) and `file` holds exactly that ResNet18's tensors, each
+// shaped as it and floating (num_batches_tracked: integer); builds nothing.
+Status check_resnet_file(const TensorFile& file, const ResNetOptions& options);
 
 // The model's parameters and buffers by torchvision name, on CPU.
 TensorFile resnet_state(ResNet18& model);
@@ -43,7 +49,8 @@ struct LoadedModel {
   std::map<std::string, std::string> metadata;
 };
 
-// Reads `path`, builds the architecture and loads the weights (on CPU).
+// Reads the regular file `path`, checks it (as infer_resnet_options), then
+// builds the network and loads the weights (on CPU). Errors name `path`.
 Result<LoadedModel> load_resnet(const std::string& path,
                                 const ArchOverrides& overrides = {});
 

@@ -28,6 +28,41 @@ Stem stem_from_name(const std::string& name) {
   return name == "imagenet" ? Stem::kImagenet : Stem::kCifar;
 }
 
+std::map<std::string, std::vector<int64_t>> resnet_state_shapes(
+    const ResNetOptions& options) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  const auto add_bn = [&](const std::string& name, int64_t channels) {
+    for (const char* field : {".weight", ".bias", ".running_mean", ".running_var"}) {
+      shapes[name + field] = {channels};
+    }
+    shapes[name + ".num_batches_tracked"] = {};
+  };
+  const int64_t kernel = options.stem == Stem::kCifar ? 3 : 7;
+  shapes["conv1.weight"] = {options.width, options.in_channels, kernel, kernel};
+  add_bn("bn1", options.width);
+  int64_t in_planes = options.width;
+  for (int layer = 0; layer < 4; ++layer) {  // as make_layer builds them
+    const int64_t planes = options.width << layer;
+    for (int block = 0; block < 2; ++block) {
+      const std::string prefix =
+          "layer" + std::to_string(layer + 1) + "." + std::to_string(block) + ".";
+      shapes[prefix + "conv1.weight"] = {planes, in_planes, 3, 3};
+      add_bn(prefix + "bn1", planes);
+      shapes[prefix + "conv2.weight"] = {planes, planes, 3, 3};
+      add_bn(prefix + "bn2", planes);
+      const bool downsample = block == 0 && (layer > 0 || in_planes != planes);
+      if (downsample) {
+        shapes[prefix + "downsample.0.weight"] = {planes, in_planes, 1, 1};
+        add_bn(prefix + "downsample.1", planes);
+      }
+      in_planes = planes;
+    }
+  }
+  shapes["fc.weight"] = {options.num_classes, 8 * options.width};
+  shapes["fc.bias"] = {options.num_classes};
+  return shapes;
+}
+
 BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride)
     : conv1(conv3x3(in_planes, planes, stride)),
       conv2(conv3x3(planes, planes, 1)),

@@ -12,6 +12,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,12 @@ struct ResNetOptions {
 const char* stem_name(Stem stem);
 // "imagenet" -> kImagenet; any other name (the flags check it) -> kCifar.
 Stem stem_from_name(const std::string& name);
+
+// The shape of every parameter and buffer, by torchvision name, that a
+// ResNet18 of `options` has, computed without building it (for checking a
+// file before allocating the network). num_batches_tracked is a scalar.
+std::map<std::string, std::vector<int64_t>> resnet_state_shapes(
+    const ResNetOptions& options);
 
 // Called during forward() with each conv's index in forward order and the
 // output of the BatchNorm that follows it (before ReLU and residual add).

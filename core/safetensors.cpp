@@ -25,6 +25,10 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // the reference's limit
 constexpr size_t kLengthBytes = 8;                 // the u64 header length
+// A valid header nests 3 deep (header, entry, shape); past this the header is
+// refused before parsing, as printing or walking it would recurse per level.
+constexpr int kMaxHeaderDepth = 8;
+constexpr size_t kBriefChars = 48;  // how much of an untrusted value a message shows
 const char kMetadataKey[] = "__metadata__";
 
 struct DtypeInfo {
@@ -50,7 +54,21 @@ const DtypeInfo* find_dtype(Predicate matches) {
   return nullptr;
 }
 
-std::string tensor_label(const std::string& name) { return "tensor '" + name + "'"; }
+// `text` cut to `limit` bytes, not inside a UTF-8 sequence, "..." marking a cut.
+std::string cut(const std::string& text, size_t limit) {
+  if (text.size() <= limit) return text;
+  size_t end = limit;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xc0) == 0x80) --end;
+  return text.substr(0, end) + "...";
+}
+
+// An untrusted name or value for a message: a short prefix of it.
+std::string brief(const std::string& text) { return cut(text, kBriefChars); }
+std::string brief(const Json& value) {
+  return cut(value.dump(-1, ' ', false, Json::error_handler_t::replace), kBriefChars);
+}
+
+std::string tensor_label(const std::string& n) { return "tensor '" + brief(n) + "'"; }
 
 // One tensor's header entry, validated on its own.
 struct Entry {
@@ -66,18 +84,18 @@ Status parse_shape(const Json& shape, Entry* entry, uint64_t* nbytes) {
   uint64_t count = 1;
   for (const Json& dim : shape) {
     if (!dim.is_number_unsigned()) {
-      return Status::DataLoss(who + ": shape " + shape.dump() +
+      return Status::DataLoss(who + ": shape " + brief(shape) +
                               " has an entry that is not a non-negative integer");
     }
     const uint64_t d = dim.get<uint64_t>();
     if (d > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
         __builtin_mul_overflow(count, d, &count)) {
-      return Status::DataLoss(who + ": shape " + shape.dump() + " overflows");
+      return Status::DataLoss(who + ": shape " + brief(shape) + " overflows");
     }
     entry->shape.push_back(static_cast<int64_t>(d));
   }
   if (__builtin_mul_overflow(count, entry->dtype->size, nbytes)) {
-    return Status::DataLoss(who + ": shape " + shape.dump() + " overflows");
+    return Status::DataLoss(who + ": shape " + brief(shape) + " overflows");
   }
   return Status::Ok();
 }
@@ -86,13 +104,13 @@ Status parse_offsets(const Json& offsets, Entry* entry) {
   const std::string who = tensor_label(entry->name);
   if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
       !offsets[1].is_number_unsigned()) {
-    return Status::DataLoss(who + ": data_offsets " + offsets.dump() +
+    return Status::DataLoss(who + ": data_offsets " + brief(offsets) +
                             " is not a pair of non-negative integers");
   }
   entry->begin = offsets[0].get<uint64_t>();
   entry->end = offsets[1].get<uint64_t>();
   if (entry->begin > entry->end) {
-    return Status::DataLoss(who + ": data_offsets " + offsets.dump() +
+    return Status::DataLoss(who + ": data_offsets " + brief(offsets) +
                             " begin after they end");
   }
   return Status::Ok();
@@ -111,22 +129,22 @@ Status parse_entry(const std::string& name, const Json& value, Entry* entry) {
   }
   const Json& dtype = value.at("dtype");
   if (!dtype.is_string()) {
-    return Status::DataLoss(who + ": dtype " + dtype.dump() + " is not a string");
+    return Status::DataLoss(who + ": dtype " + brief(dtype) + " is not a string");
   }
   const std::string dtype_name = dtype.get<std::string>();
   entry->dtype = find_dtype([&](const DtypeInfo& d) { return dtype_name == d.name; });
   if (entry->dtype == nullptr) {
-    return Status::DataLoss(who + ": unknown or unsupported dtype " + dtype.dump());
+    return Status::DataLoss(who + ": unknown or unsupported dtype " + brief(dtype));
   }
   const Json& shape = value.at("shape");
   if (!shape.is_array()) {
-    return Status::DataLoss(who + ": shape " + shape.dump() + " is not an array");
+    return Status::DataLoss(who + ": shape " + brief(shape) + " is not an array");
   }
   uint64_t nbytes = 0;
   FEDVAR_RETURN_IF_ERROR(parse_shape(shape, entry, &nbytes));
   FEDVAR_RETURN_IF_ERROR(parse_offsets(value.at("data_offsets"), entry));
   if (entry->end - entry->begin != nbytes) {
-    return Status::DataLoss(who + ": shape " + shape.dump() + " of " +
+    return Status::DataLoss(who + ": shape " + brief(shape) + " of " +
                             entry->dtype->name + " needs " + std::to_string(nbytes) +
                             " bytes but data_offsets span " +
                             std::to_string(entry->end - entry->begin));
@@ -141,7 +159,8 @@ Status parse_metadata(const Json& value, std::map<std::string, std::string>* out
   }
   for (const auto& [key, item] : value.items()) {
     if (!item.is_string()) {
-      return Status::DataLoss("__metadata__ value for key '" + key + "' is not a string");
+      return Status::DataLoss("__metadata__ value for key '" + brief(key) +
+                              "' is not a string");
     }
     (*out)[key] = item.get<std::string>();
   }
@@ -185,12 +204,37 @@ Status check_layout(std::vector<Entry>* entries, uint64_t data_size) {
   return Status::Ok();
 }
 
+// Refuses JSON nested deeper than kMaxHeaderDepth, in one pass that skips
+// strings as the parser does; the parser then only sees shallow values.
+Status check_header_depth(const char* begin, const char* end) {
+  int depth = 0;
+  bool in_string = false;
+  for (const char* p = begin; p < end; ++p) {
+    const char c = *p;
+    if (in_string) {
+      if (c == '\\' && p + 1 < end) ++p;  // skip the escaped character
+      in_string = c != '"';
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxHeaderDepth) {
+        return Status::DataLoss("header nests JSON deeper than " +
+                                std::to_string(kMaxHeaderDepth) + " levels");
+      }
+    } else if ((c == ']' || c == '}') && --depth < 0) {
+      break;  // unbalanced: the parser stops here at the latest
+    }
+  }
+  return Status::Ok();
+}
+
 Result<Json> parse_header_json(const char* begin, const char* end) {
+  FEDVAR_RETURN_IF_ERROR(check_header_depth(begin, end));
   Json header;
   try {
     header = Json::parse(begin, end);
   } catch (const Json::exception& e) {
-    return Status::DataLoss(std::string("header is not valid JSON: ") + e.what());
+    return Status::DataLoss("header is not valid JSON: " + cut(e.what(), 160));
   }
   if (!header.is_object()) return Status::DataLoss("header is not a JSON object");
   return header;
@@ -227,7 +271,7 @@ Result<torch::Tensor> make_tensor(const Entry& e, const char* data) {
     if (e.end > e.begin) std::memcpy(t.data_ptr(), data + e.begin, e.end - e.begin);
     return t;
   } catch (const std::exception& ex) {
-    return Status::Internal(tensor_label(e.name) + ": " + ex.what());
+    return status_from_exception(tensor_label(e.name), ex);
   }
 }
 
@@ -255,7 +299,7 @@ Result<std::vector<Prepared>> prepare(const TensorFile& file) {
           tensor.detach().to(torch::kCPU).resolve_conj().resolve_neg().contiguous();
       out.push_back({name, dtype, std::move(cpu)});
     } catch (const std::exception& e) {
-      return Status::Internal(who + ": moving to CPU failed: " + e.what());
+      return status_from_exception(who + ": moving to CPU failed", e);
     }
   }
   std::stable_sort(out.begin(), out.end(), [](const Prepared& a, const Prepared& b) {
@@ -325,7 +369,7 @@ Result<TensorFile> parse_safetensors(const std::string& bytes) {
 }
 
 Result<TensorFile> read_safetensors(const std::string& path) {
-  FEDVAR_ASSIGN_OR_RETURN(const std::string bytes, read_file(path));
+  FEDVAR_ASSIGN_OR_RETURN(const std::string bytes, read_regular_file(path));
   Result<TensorFile> file = parse_safetensors(bytes);
   if (!file.ok()) return file.status().with_context(path);
   return file;

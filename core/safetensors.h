@@ -21,14 +21,13 @@ struct TensorFile {
   std::map<std::string, std::string> metadata;
 };
 
-// Reads and validates a whole file. Supported dtypes: F64, F32, F16, BF16,
-// I64, I32, I16, I8, U8, BOOL. Every structural problem (truncated file,
-// header length, bad JSON, offsets outside the data or overlapping, unknown
-// dtype, shape/byte-count mismatch, bytes no tensor covers) is a kDataLoss
-// Status naming it; a missing file is kNotFound. Tensors are CPU copies.
+// Reads and validates a whole regular file (else kInvalidArgument). Dtypes:
+// F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL. Any structural problem is kDataLoss
+// naming it (values cut short); a missing file is kNotFound. CPU tensors.
 Result<TensorFile> read_safetensors(const std::string& path);
 
-// Parses an in-memory image of a file (what read_safetensors does after I/O).
+// Parses an in-memory image of a file (what read_safetensors does after I/O);
+// a header nested deeper than a valid one can be is refused before parsing.
 Result<TensorFile> parse_safetensors(const std::string& bytes);
 
 // Serialises tensors (moved to CPU, made contiguous) to the format's bytes, in

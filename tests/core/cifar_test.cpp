@@ -1,6 +1,7 @@
 #include "core/cifar.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <torch/torch.h>
 
 #include <string>
@@ -98,6 +99,23 @@ TEST(ReadCifar, NoFilesOrMissingFile) {
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.status().code(), Code::kNotFound);
   EXPECT_TRUE(has_substr(d.status().message(), "gone.bin"));
+}
+
+// A directory, a device or a FIFO given as a CIFAR file is refused before it is
+// read: /dev/zero would otherwise be read until memory runs out.
+TEST(ReadCifar, NonRegularFilesAreRefused) {
+  TempDir dir;
+  write_raw(dir.file("ok.bin"), cifar_record({1}, 0));
+  ASSERT_EQ(::mkfifo(dir.file("fifo").c_str(), 0600), 0);
+  for (const std::string& path :
+       {dir.path().string(), std::string("/dev/zero"), dir.file("fifo")}) {
+    Result<Dataset> d =
+        read_cifar_files({dir.file("ok.bin"), path}, CifarVariant::kCifar10);
+    ASSERT_FALSE(d.ok()) << path;
+    EXPECT_EQ(d.status().code(), Code::kInvalidArgument);
+    EXPECT_TRUE(has_substr(d.status().message(), path + " is a"));
+    EXPECT_TRUE(has_substr(d.status().message(), "not a regular file"));
+  }
 }
 
 TEST(LoadCifarSplit, Cifar10BatchesInOrder) {

@@ -1,23 +1,45 @@
 #include "core/idx.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <torch/torch.h>
+#include <zlib.h>
 
+#include <chrono>
 #include <string>
 
 #include "tests/core/data_files.h"
+#include "tests/core/peak_memory.h"
 
 namespace fedvar {
 namespace {
 
 using test_data::has_substr;
 using test_data::idx_bytes;
+using test_data::peak_growth_mib;
 using test_data::ramp;
 using test_data::read_raw;
 using test_data::TempDir;
 using test_data::write_gzip;
 using test_data::write_idx_split;
 using test_data::write_raw;
+
+// One gzip member holding `bytes` (members concatenate into one gzip stream).
+std::string gzip_member(const std::string& bytes) {
+  z_stream zs{};
+  EXPECT_EQ(
+      deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY),
+      Z_OK);
+  std::string out(deflateBound(&zs, bytes.size()), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  zs.avail_in = static_cast<uInt>(bytes.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
 
 void expect_ramp(const torch::Tensor& t, std::vector<int64_t> shape) {
   ASSERT_EQ(t.scalar_type(), torch::kUInt8);
@@ -150,6 +172,66 @@ TEST(ReadIdx, MissingFileIsNotFound) {
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), Code::kNotFound);
   EXPECT_TRUE(has_substr(t.status().message(), "nope.idx"));
+}
+
+// A 0.5 MB gzip file whose header declares 60000x28x28 images (47 MB) but
+// which inflates to 512 MiB: refused after the declared bytes and one more.
+TEST(ReadIdx, GzipBombIsReadNoFurtherThanItsHeaderDeclares) {
+  TempDir dir;
+  const std::string zeros = gzip_member(std::string(1 << 20, '\0'));
+  std::string bomb = gzip_member(idx_bytes({60000, 28, 28}, std::string(1 << 20, '\0')));
+  for (int i = 1; i < 512; ++i) bomb += zeros;
+  write_raw(dir.file("bomb.gz"), bomb);
+  ASSERT_LT(bomb.size(), 1u << 20);
+  Result<torch::Tensor> t = Status::Internal("not run");
+  const auto start = std::chrono::steady_clock::now();
+  const auto growth = peak_growth_mib([&] { t = read_idx(dir.file("bomb.gz")); });
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), Code::kDataLoss);
+  EXPECT_TRUE(has_substr(t.status().message(), "too long"));
+  EXPECT_TRUE(has_substr(t.status().message(), "need 47040000 bytes"));
+  EXPECT_LT(took.count(), 2.0);
+  if (growth) {
+    EXPECT_LT(*growth, 128) << "MiB to refuse a 0.5 MB file";
+  }
+}
+
+// A gzip header declaring more than the 1 GiB cap is refused before any data.
+TEST(ReadIdx, DeclaredSizeOverTheCapIsRefused) {
+  TempDir dir;
+  write_gzip(dir.file("huge.gz"), idx_bytes({65536, 65536, 2}, ramp(100)));
+  Result<torch::Tensor> t = read_idx(dir.file("huge.gz"));
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), Code::kDataLoss);
+  EXPECT_TRUE(has_substr(t.status().message(), "declare more than the 1073741824 bytes"));
+}
+
+// A directory, a device or a FIFO is refused before it is read (a FIFO
+// without a writer would block a reader forever).
+TEST(ReadIdx, NonRegularFilesAreRefused) {
+  TempDir dir;
+  ASSERT_EQ(::mkfifo(dir.file("fifo").c_str(), 0600), 0);
+  for (const std::string& path :
+       {dir.path().string(), std::string("/dev/zero"), dir.file("fifo")}) {
+    Result<torch::Tensor> t = read_idx(path);
+    ASSERT_FALSE(t.ok()) << path;
+    EXPECT_EQ(t.status().code(), Code::kInvalidArgument);
+    EXPECT_TRUE(has_substr(t.status().message(), path + " is a"));
+    EXPECT_TRUE(has_substr(t.status().message(), "not a regular file"));
+  }
+}
+
+// Many gzip members in one file are one stream, read across members.
+TEST(ReadIdx, GzipMembersConcatenate) {
+  TempDir dir;
+  const std::string whole = idx_bytes({3, 100}, ramp(300));
+  write_raw(dir.file("multi.gz"), gzip_member(whole.substr(0, 7)) +
+                                      gzip_member(whole.substr(7, 200)) +
+                                      gzip_member(whole.substr(207)));
+  Result<torch::Tensor> t = read_idx(dir.file("multi.gz"));
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  expect_ramp(*t, {3, 100});
 }
 
 TEST(LoadIdxSplit, RawAndGzipSplits) {

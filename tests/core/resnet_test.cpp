@@ -29,6 +29,24 @@ TEST(ResNet18, HasTorchvisionNamesAndShapes) {
   EXPECT_EQ(state.count("layer1.0.downsample.0.weight"), 0u);
 }
 
+// The shapes computed without building a network are the built network's.
+TEST(ResNet18, StateShapesMatchTheBuiltNetwork) {
+  for (const ResNetOptions& o :
+       {ResNetOptions{1, 10, Stem::kCifar, 8},
+        ResNetOptions{3, 1000, Stem::kImagenet, 64},
+        ResNetOptions{2, 1, Stem::kImagenet, 5}, ResNetOptions{4, 3, Stem::kCifar, 1}}) {
+    SCOPED_TRACE(std::to_string(o.width) + " " + stem_name(o.stem));
+    ResNet18 model(o);
+    const auto state = resnet_state(model).tensors;
+    const auto shapes = resnet_state_shapes(o);
+    ASSERT_EQ(shapes.size(), state.size());
+    for (const auto& [name, tensor] : state) {
+      ASSERT_EQ(shapes.count(name), 1u) << name;
+      EXPECT_EQ(shapes.at(name), tensor.sizes().vec()) << name;
+    }
+  }
+}
+
 TEST(ResNet18, ForwardShapesForBothStems) {
   torch::NoGradGuard no_grad;
   ResNet18 cifar(ResNetOptions{1, 10, Stem::kCifar, 8});
@@ -104,6 +122,22 @@ TEST(ModelIo, MissingOrMisshapedTensorIsNamed) {
   no_conv1.tensors.erase("conv1.weight");
   EXPECT_NE(infer_resnet_options(no_conv1).status().message().find("conv1.weight"),
             std::string::npos);
+}
+
+TEST(ModelIo, CheckResnetFileAcceptsExactlyTheArchitecture) {
+  const ResNetOptions o{3, 7, Stem::kImagenet, 4};
+  ResNet18 model(o);
+  const TensorFile file = resnet_state(model);
+  EXPECT_TRUE(check_resnet_file(file, o).ok());
+  ResNetOptions wider = o;
+  wider.width = 8;
+  const Status st = check_resnet_file(file, wider);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("a ResNet18 (imagenet stem) of width 8"), std::string::npos)
+      << st.message();
+  ResNetOptions huge = o;
+  huge.num_classes = 100001;
+  EXPECT_NE(check_resnet_file(file, huge).message().find("1..100000"), std::string::npos);
 }
 
 TEST(ModelIo, SaveLoadRoundTripKeepsLogitsAndNormalization) {

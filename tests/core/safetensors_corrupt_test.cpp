@@ -139,5 +139,71 @@ TEST(Safetensors, TruncationsAndByteFlipsNeverCrash) {
   EXPECT_FALSE(parse_safetensors(raw_file("{\"a\":" + std::string(200000, '['))).ok());
 }
 
+// A value nested 100,000 deep in any field, or in the metadata, is refused
+// before the JSON parser sees it: nothing recurses per level.
+TEST(Safetensors, DeeplyNestedHeaderValuesAreRefusedBeforeParsing) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::string d8(8, '\0');
+  const std::vector<std::string> headers = {
+      "{" + entry("a", R"("dtype":)" + deep + R"(,"shape":[2],"data_offsets":[0,8])") +
+          "}",
+      "{" + entry("a", R"("dtype":"F32","shape":)" + deep + R"(,"data_offsets":[0,8])") +
+          "}",
+      "{" + entry("a", R"("dtype":"F32","shape":[2],"data_offsets":)" + deep) + "}",
+      R"({"__metadata__":{"k":)" + deep + "}," +
+          entry("a", R"("dtype":"F32","shape":[2],"data_offsets":[0,8])") + "}",
+      "{\"a\":" + std::string(100000, '{'),
+  };
+  for (size_t i = 0; i < headers.size(); ++i) {
+    SCOPED_TRACE("header " + std::to_string(i));
+    Result<TensorFile> parsed = parse_safetensors(raw_file(headers[i], d8));
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_EQ(parsed.status().code(), Code::kDataLoss);
+    EXPECT_NE(parsed.status().message().find("header nests JSON deeper than 8 levels"),
+              std::string::npos)
+        << parsed.status().message();
+  }
+}
+
+// Brackets, braces and escaped quotes inside strings are not nesting.
+TEST(Safetensors, BracketsInsideStringsAreNotNesting) {
+  TensorFile file;
+  file.tensors["[[[[[[[[[[{{{{{{{{{{"] = torch::ones({2});
+  file.metadata["k"] = std::string(50, '[') + "\"\\\"" + std::string(50, '{');
+  const std::string bytes = serialize_safetensors(file).value();
+  Result<TensorFile> parsed = parse_safetensors(bytes);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  expect_same_file(*parsed, file);
+}
+
+// Messages quote a short prefix of a long untrusted value or name, not all of it.
+TEST(Safetensors, MessagesQuoteOnlyAPrefixOfLongValues) {
+  const std::string long_text(1 << 20, 'x');
+  std::string many_dims = "[";
+  for (int i = 0; i < 100000; ++i) many_dims += i ? ",-1" : "-1";
+  many_dims += "]";
+  const std::vector<std::string> headers = {
+      "{" +
+          entry("a",
+                R"("dtype":")" + long_text + R"(","shape":[2],"data_offsets":[0,8])") +
+          "}",
+      "{" +
+          entry("a",
+                R"("dtype":"F32","shape":)" + many_dims + R"(,"data_offsets":[0,8])") +
+          "}",
+      "{" + entry(long_text, R"("dtype":"F32","shape":[3],"data_offsets":[0,8])") + "}",
+      R"({"__metadata__":{")" + long_text + R"(":1}})",
+      "{\"a\":\"" + long_text + "\x01\"}",  // a control character: invalid JSON
+  };
+  for (size_t i = 0; i < headers.size(); ++i) {
+    SCOPED_TRACE("header " + std::to_string(i));
+    Result<TensorFile> parsed =
+        parse_safetensors(raw_file(headers[i], std::string(8, '\0')));
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_EQ(parsed.status().code(), Code::kDataLoss);
+    EXPECT_LT(parsed.status().message().size(), 400u) << parsed.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace fedvar
