@@ -69,7 +69,7 @@ _SIGNATURES = {
 
 
 def _version_key(path):
-    # libfedvar.so.0.4.0 -> (0, 4, 0): the newest of several build outputs first.
+    # libfedvar.so.0.5.0 -> (0, 5, 0): the newest of several build outputs first.
     return tuple(int(part) for part in re.findall(r"\d+", os.path.basename(path)))
 
 
