@@ -59,20 +59,21 @@ std::string describe(const ResNetOptions& o) {
          " input channel(s) and " + std::to_string(o.num_classes) + " classes";
 }
 
-// Floating point for weights and statistics, an integer for the step count.
+// Floating point for weights and statistics; a number for the step count
+// (an integer in PyTorch, a float after some numpy round trips, as Flower's).
 Status check_dtype(const std::string& name, const torch::Tensor& t) {
   const std::string suffix = ".num_batches_tracked";
   const bool counter =
       name.size() > suffix.size() &&
       name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
   const auto type = t.scalar_type();
-  if (counter ? at::isIntegralType(type, /*includeBool=*/false)
-              : at::isFloatingType(type)) {
+  const bool floating = at::isFloatingType(type);
+  if (floating || (counter && at::isIntegralType(type, /*includeBool=*/false))) {
     return Status::Ok();
   }
   return Status::InvalidArgument("tensor '" + name + "' has dtype " +
                                  c10::toString(type) + ", expected " +
-                                 (counter ? "an integer type" : "a floating-point type"));
+                                 (counter ? "a number" : "a floating-point type"));
 }
 
 // Named parameters and buffers, the way torchvision's state_dict() lists them.

@@ -113,9 +113,9 @@ TEST(ModelFile, EveryTensorIsCheckedAgainstTheArchitecture) {
          f.tensors["layer2.0.bn1.running_var"] = torch::ones({8}, torch::kUInt8);
        },
        "tensor 'layer2.0.bn1.running_var' has dtype Byte, expected a floating-point"},
-      {"counter as float",
-       [](TensorFile& f) { f.tensors["bn1.num_batches_tracked"] = torch::tensor(0.5); },
-       "tensor 'bn1.num_batches_tracked' has dtype Float, expected an integer type"},
+      {"counter as bool",
+       [](TensorFile& f) { f.tensors["bn1.num_batches_tracked"] = torch::tensor(true); },
+       "tensor 'bn1.num_batches_tracked' has dtype Bool, expected a number"},
       {"many dims",
        [](TensorFile& f) {
          f.tensors["conv1.weight"] = torch::zeros(std::vector<int64_t>(30, 1));
