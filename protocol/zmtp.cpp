@@ -151,7 +151,9 @@ Status ZmtpReader::finish_frame() {
   header_.clear();
   body_ = nullptr;
   if (flags_ & kCommand) {
-    const size_t name_size = command_.empty() ? 0 : static_cast<uint8_t>(command_[0]);
+    // A command is a name-size byte, the name, then data: never empty.
+    if (command_.empty()) return Status::InvalidArgument("ZMTP: an empty command");
+    const size_t name_size = static_cast<uint8_t>(command_[0]);
     const std::string_view name = std::string_view(command_).substr(1, name_size);
     if (name == "ERROR") return Status::InvalidArgument("ZMTP: the peer sent ERROR");
     if (!ready_ && name != "READY") {

@@ -81,6 +81,19 @@ TEST(ZmtpReaderTest, RejectsWhatIsNotZmtp3WithNull) {
   EXPECT_FALSE(early.feed(dealer_hello().substr(0, 64) + message_bytes({"x"})).ok());
 }
 
+// A command frame of size 0 (no name-size byte) is an error of the stream,
+// before READY and after it, never an exception out of feed().
+TEST(ZmtpReaderTest, AnEmptyCommandIsAnError) {
+  const std::string empty_command("\x04\x00", 2);
+  ZmtpReader before_ready({2, 100});
+  const auto early = before_ready.feed(dealer_hello().substr(0, 64) + empty_command);
+  EXPECT_FALSE(early.ok());
+  EXPECT_NE(early.message().find("empty command"), std::string::npos);
+  ZmtpReader after_ready({2, 100});
+  ASSERT_TRUE(after_ready.feed(dealer_hello()).ok());
+  EXPECT_FALSE(after_ready.feed(empty_command).ok());
+}
+
 // A DEALER's messages arrive whole and in order; an oversized one is refused
 // without closing the connection; the router's sends reach the DEALER.
 TEST(ZmtpRouterTest, TalksToALibzmqDealer) {
