@@ -1,5 +1,7 @@
 #include "aggregator/round_recorder.h"
 
+#include "aggregator/resume.h"
+
 #include "core/file_io.h"
 #include "core/log.h"
 #include "core/model_io.h"
@@ -40,6 +42,14 @@ Result<nlohmann::json> evaluate_global(ResNet18& model, const EvalSpec& spec) {
 
 RoundRecorder::RoundRecorder(RecorderOptions options, EvalSpec eval)
     : options_(std::move(options)), eval_(std::move(eval)) {}
+
+Status RoundRecorder::resume(std::vector<nlohmann::json> history) {
+  history_ = std::move(history);
+  metrics_text_.clear();
+  for (const auto& line : history_) metrics_text_ += line.dump() + "\n";
+  if (options_.metrics_path.empty()) return Status::Ok();
+  return write_file_atomic(options_.metrics_path, metrics_text_);
+}
 
 namespace {
 
@@ -118,9 +128,10 @@ Status RoundRecorder::record(const RoundOutcome& outcome, const StateDict& globa
     FEDVAR_RETURN_IF_ERROR(write_file_atomic(options_.metrics_path, metrics_text_));
   }
   if (!options_.checkpoint_path.empty()) {
-    FEDVAR_RETURN_IF_ERROR(save_resnet(options_.checkpoint_path, model_,
-                                       eval_.options.normalization,
-                                       {{"round", std::to_string(round)}}));
+    FEDVAR_RETURN_IF_ERROR(
+        save_resnet(options_.checkpoint_path, model_, eval_.options.normalization,
+                    {{kCheckpointRound, std::to_string(round)},
+                     {kCheckpointSeed, std::to_string(options_.seed)}}));
   }
   return Status::Ok();
 }

@@ -39,14 +39,16 @@ struct RecorderOptions {
   std::string run;              // label of the run in every metrics line
   std::string metrics_path;     // JSON Lines, rewritten atomically each round
   std::string checkpoint_path;  // safetensors, rewritten atomically; "" = none
+  uint64_t seed = 0;            // the run's seed, in the checkpoint (resume.h)
   // Ground truth for the metrics only ("malicious among the selected", the
   // before-rules' detection counts); never used by any rule.
   std::set<std::string> malicious;
 };
 
 // The server's record step (Server::run's RecordFn): evaluates the global
-// model, appends the round's metrics line and writes the checkpoint. It
-// builds the network from the state dict's shapes (once) to evaluate it.
+// model, appends the round's metrics line and then writes the checkpoint,
+// which commits the round (resume.h). It builds the network from the state
+// dict's shapes (once) to evaluate it.
 class RoundRecorder {
  public:
   RoundRecorder(RecorderOptions options, EvalSpec eval);
@@ -55,6 +57,11 @@ class RoundRecorder {
   RecordFn callback() {
     return [this](const RoundOutcome& o, const StateDict& g) { return record(o, g); };
   }
+
+  // Continues a resumed run after the rounds of `history` (resume.h): they
+  // stay the metrics file's first lines, rewritten now without any line of
+  // a round that was not committed.
+  Status resume(std::vector<nlohmann::json> history);
 
   // The metrics lines written so far.
   const std::vector<nlohmann::json>& history() const { return history_; }

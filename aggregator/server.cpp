@@ -5,13 +5,13 @@
 #include <cmath>
 #include <optional>
 #include <random>
-#include <set>
 
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/stopwatch.h"
 #include "protocol/auth.h"
 #include "protocol/channel.h"
+#include "protocol/hex.h"
 
 namespace fedvar::aggregator {
 namespace {
@@ -20,8 +20,6 @@ namespace {
 constexpr uint64_t kHeaderBytes = uint64_t{1} << 20;
 // Pieces read off the socket per poll (8 KiB each) before timers are checked.
 constexpr int kReadsPerPoll = 256;
-// Rejections listed per round in the metrics; the rest are counted.
-constexpr size_t kMaxListedRejections = 100;
 
 // The round task's seed: distinct per round, reproducible from the run seed.
 uint64_t round_seed(uint64_t seed, int round) {
@@ -37,6 +35,9 @@ int64_t state_bytes(const StateDict& state) {
 Status check_options(const ServerOptions& o) {
   if (o.key.empty()) return Status::InvalidArgument("an HMAC key is required");
   if (o.rounds < 1) return Status::InvalidArgument("rounds must be >= 1");
+  if (o.first_round < 1 || o.first_round > o.rounds) {
+    return Status::InvalidArgument("the first round must be in 1..rounds");
+  }
   if (o.min_clients < 1) return Status::InvalidArgument("min clients must be >= 1");
   if (!(o.fraction > 0 && o.fraction <= 1)) {
     return Status::InvalidArgument("fraction must be in (0, 1]");
@@ -51,23 +52,6 @@ Status check_options(const ServerOptions& o) {
 
 }  // namespace
 
-struct Server::Client {
-  std::string identity;  // the ROUTER identity of its connection
-  std::string key;       // derived from the federation key and its id
-  int64_t num_samples = 0;
-};
-
-struct Server::RoundState {
-  protocol::TrainingConfig training;
-  RoundContext context;
-  std::unique_ptr<RoundAggregation> aggregation;
-  std::set<std::string> pending;  // selected, not yet answered
-  RoundOutcome* outcome = nullptr;
-  int64_t unlisted = 0;  // rejections beyond kMaxListedRejections
-  double accumulate_s = 0;
-  int round() const { return context.round; }
-};
-
 Server::Server(ServerOptions options, StateDict global, Strategy& strategy)
     : options_(std::move(options)), global_(std::move(global)), strategy_(strategy) {}
 
@@ -81,9 +65,11 @@ Status Server::bind() {
   router.limits.max_frames = global_.size() + 2;
   router.limits.max_bytes = static_cast<uint64_t>(state_bytes(global_)) + kHeaderBytes;
   router.linger_ms = 5000;  // let Shutdown reach the clients
+  FEDVAR_ASSIGN_OR_RETURN(handshake_, protocol::Handshake::start());
   router_ = std::make_unique<protocol::ZmtpRouter>(context_);
   FEDVAR_RETURN_IF_ERROR(router_->bind(options_.endpoint, router));
-  spdlog::info("server: listening on {} (messages up to {} frames, {} bytes)", endpoint(),
+  spdlog::info("server: run {} listening on {} (messages up to {} frames, {} bytes)",
+               protocol::to_hex(handshake_->run_id()), endpoint(),
                router.limits.max_frames, router.limits.max_bytes);
   return Status::Ok();
 }
@@ -114,7 +100,8 @@ Status Server::run_rounds(const RecordFn& record) {
     unrecorded.reset();
     return record ? record(outcome, global_) : Status::Ok();
   };
-  for (int round = 1; status.ok() && round <= options_.rounds; ++round) {
+  for (int round = options_.first_round; status.ok() && round <= options_.rounds;
+       ++round) {
     RoundOutcome outcome;
     status = run_round(round, outcome, record_previous);
     if (status.ok()) unrecorded = std::move(outcome);
@@ -177,7 +164,7 @@ Status Server::run_round(int round, RoundOutcome& outcome,
   for (const std::string& id : state.pending) {
     spdlog::warn("round {}: client {} missed the deadline, dropped", round, id);
     outcome.missing.push_back(id);
-    clients_.erase(id);
+    drop_client(id);
   }
   return aggregate(state);
 }
@@ -190,7 +177,7 @@ Status Server::broadcast(RoundState& state) {
   const auto start = Clock::now();
   state.context.expected_updates = static_cast<int64_t>(outcome.selected.size());
   state.aggregation = strategy_.start_round(state.context);
-  protocol::RoundTask task{state.round(), global_, state.training};
+  protocol::RoundTask task{state.round(), global_, state.training, handshake_->run_id()};
   FEDVAR_ASSIGN_OR_RETURN(auto encoded_task, protocol::encode_message(task));
   for (const std::string& id : outcome.selected) {
     const Client& client = *clients_[id];
@@ -201,7 +188,7 @@ Status Server::broadcast(RoundState& state) {
       spdlog::warn("round {}: client {} unreachable ({}), dropped", state.round(), id,
                    sent.message());
       outcome.missing.push_back(id);
-      clients_.erase(id);
+      drop_client(id);
     }
   }
   outcome.broadcast_s = seconds_since(start);
@@ -263,138 +250,17 @@ Status Server::poll_once(long timeout_ms, RoundState* round_state) {
   return Status::Ok();
 }
 
-void Server::handle_message(const protocol::Inbound& inbound, RoundState* round_state) {
-  const std::string& identity = inbound.identity;
-  const std::string& refused = inbound.message.refused;
-  if (inbound.closed) {  // not a ZeroMQ peer: no answer is possible
-    if (reject_budget_.take(identity, Clock::now())) spdlog::warn("server: {}", refused);
-    return;
-  }
-  if (!refused.empty()) return refuse(identity, "", refused, refused, round_state);
-  const protocol::KeyForClient key_for = [this](std::string_view client_id) {
-    return protocol::derive_client_key(options_.key, client_id);
-  };
-  const std::vector<std::string_view> frames(inbound.message.frames.begin(),
-                                             inbound.message.frames.end());
-  protocol::Received received = protocol::open_message(frames, key_for);
-  if (!received.message.ok()) {
-    const std::string& why = received.message.status().message();
-    return refuse(identity, received.client_id, why, why, round_state);
-  }
-  protocol::Message& message = received.message.value();
-  if (const auto* join = std::get_if<protocol::Join>(&message)) {
-    handle_join(identity, *join, round_state);
-  } else if (const auto* update = std::get_if<protocol::Update>(&message)) {
-    handle_update(identity, *update, round_state);
-  } else {
-    const std::string why = "a client may send only join and update messages";
-    refuse(identity, "", why, why, round_state);
-  }
-}
-
-void Server::handle_join(const std::string& identity, const protocol::Join& join,
-                         RoundState* round_state) {
-  if (join.num_samples > options_.max_samples) {
-    const std::string why = "join claims " + std::to_string(join.num_samples) +
-                            " samples, more than the server's --max-samples " +
-                            std::to_string(options_.max_samples);
-    return refuse(identity, join.client_id, why, join.client_id + ": " + why,
-                  round_state);
-  }
-  auto key = protocol::derive_client_key(options_.key, join.client_id);
-  if (!key.ok()) {
-    spdlog::warn("server: {}", key.status().message());
-    return;
-  }
-  auto& client = clients_[join.client_id];
-  if (!client) client = std::make_unique<Client>();
-  client->identity = identity;
-  client->key = std::move(*key);
-  client->num_samples = join.num_samples;
-  spdlog::info("server: client {} joined with {} samples ({} joined)", join.client_id,
-               join.num_samples, clients_.size());
-}
-
-void Server::handle_update(const std::string& identity, const protocol::Update& update,
-                           RoundState* round_state) {
-  std::string reason;
-  const auto it = clients_.find(update.client_id);
-  if (it == clients_.end() || it->second->identity != identity) {
-    reason = "client '" + update.client_id + "' has not joined on this connection";
-  } else if (round_state == nullptr || update.round != round_state->round()) {
-    reason = "update for round " + std::to_string(update.round) + ", but " +
-             (round_state ? "round " + std::to_string(round_state->round()) + " is open"
-                          : std::string("no round is open"));
-  } else if (round_state->pending.count(update.client_id) == 0) {
-    reason = "client was not selected for this round or already answered";
-  } else if (update.num_samples > it->second->num_samples) {  // <= --max-samples
-    reason = "update claims " + std::to_string(update.num_samples) +
-             " samples, more than the " + std::to_string(it->second->num_samples) +
-             " it joined with";
-  } else if (Status stats = check_batchnorm_statistics(update.tensors); !stats.ok()) {
-    reason = stats.message();
-  } else {
-    const auto start = Clock::now();
-    const Status added = round_state->aggregation->add(
-        {update.client_id, update.tensors, update.num_samples, 1.0});
-    round_state->accumulate_s += seconds_since(start);
-    if (added.ok()) {
-      round_state->pending.erase(update.client_id);
-      round_state->outcome->received.push_back(update.client_id);
-      spdlog::info("round {}: update from {} ({} left)", round_state->round(),
-                   update.client_id, round_state->pending.size());
-      return;
-    }
-    reason = added.message();
-  }
-  refuse(identity, update.client_id, reason, update.client_id + ": " + reason,
-         round_state);
-}
-
-void Server::refuse(const std::string& identity, const std::string& client_id,
-                    const std::string& reason, const std::string& rejection,
-                    RoundState* round_state) {
-  if (round_state != nullptr) {
-    ++round_state->outcome->rejected;
-    auto& listed = round_state->outcome->rejections;
-    if (listed.size() < kMaxListedRejections) {
-      listed.push_back(rejection);
-    } else {
-      ++round_state->unlisted;
-    }
-  }
-  if (!reject_budget_.take(identity, Clock::now())) {
-    ++unanswered_;  // a peer refused this often gets no more answers for now
-    return;
-  }
-  spdlog::warn("server: rejected a message: {}", reason);
-  // Signed under the key of the client the message claimed to come from:
-  // only that client can read it as the server's.
-  auto key = protocol::derive_client_key(options_.key, client_id);
-  auto encoded = protocol::encode_message(protocol::Reject{reason});
-  const Status sent = !key.ok()       ? key.status()
-                      : !encoded.ok() ? encoded.status()
-                                      : send(identity, *encoded, *key);
-  if (!sent.ok()) spdlog::warn("server: could not send the reject: {}", sent.message());
-}
-
-Status Server::send(const std::string& identity, protocol::EncodedMessage& message,
-                    const std::string& key) {
-  const Status sent = protocol::send_encoded(*router_, identity, message, key);
-  if (!sent.ok()) ++dropped_sends_;
-  return sent;
-}
-
 void Server::shutdown_clients() noexcept {
   if (!router_) return;
-  auto shutdown = protocol::encode_message(protocol::Shutdown{});
+  if (!handshake_) return;
+  auto shutdown = protocol::encode_message(protocol::Shutdown{handshake_->run_id()});
   for (const auto& [id, client] : clients_) {
     if (shutdown.ok()) (void)send(client->identity, *shutdown, client->key);
   }
   spdlog::info("server: told {} client(s) to shut down", clients_.size());
   if (unanswered_ > 0 || dropped_sends_ > 0) {
     spdlog::warn(
-        "server: {} refused message(s) left unanswered (reject budget), {} "
+        "server: {} refused message(s) and hello(s) left unanswered (budgets), {} "
         "send(s) dropped (peer gone or not reading)",
         unanswered_, dropped_sends_);
   }

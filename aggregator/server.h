@@ -7,13 +7,18 @@
 // metrics, checkpoint) runs while the next round's clients train.
 // The socket is a ZmtpRouter: no message from a peer is held beyond the
 // whole model's size, no send blocks (what cannot be delivered is dropped
-// and counted), and a peer gets a bounded rate of rejects (RejectBudget).
-// Not thread-safe: one Server per thread.
+// and counted), and a peer gets a bounded rate of rejects and challenges
+// (RejectBudget). A client joins by signing the challenge its connection was
+// sent (protocol/handshake.h); it counts, and is sampled, only while that
+// connection is open. Only round tasks and the shutdown are signed, under
+// the key of the client joined on the connection they go to; challenges and
+// rejects go unsigned. Not thread-safe: one Server per thread.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -23,6 +28,7 @@
 #include "core/state_dict.h"
 #include "core/status.h"
 #include "protocol/channel.h"
+#include "protocol/handshake.h"
 #include "protocol/messages.h"
 #include "protocol/zmtp_router.h"
 
@@ -31,6 +37,7 @@ namespace fedvar::aggregator {
 struct ServerOptions {
   std::string endpoint = "tcp://127.0.0.1:5555";  // bind address; port * = any free one
   int rounds = 10;
+  int first_round = 1;    // > 1 when resuming a run (resume.h); at most `rounds`
   int min_clients = 2;    // joined clients needed before round 1 starts
   double fraction = 1.0;  // share of joined clients sampled per round (>= 1 client)
   int quorum = 1;         // fewest updates that make a round; fewer = global unchanged
@@ -76,8 +83,8 @@ class Server {
   Server(ServerOptions options, StateDict global, Strategy& strategy);
   ~Server();
 
-  // Binds the ROUTER. kInvalidArgument on a bad option, kUnavailable when the
-  // endpoint cannot be bound.
+  // Binds the ROUTER and draws the run id. kInvalidArgument on a bad option,
+  // kUnavailable when the endpoint cannot be bound.
   Status bind();
   // The bound endpoint (with the real port when the option said *).
   std::string endpoint() const;
@@ -88,8 +95,22 @@ class Server {
   Status run(const RecordFn& record);
 
  private:
-  struct Client;
-  struct RoundState;
+  struct Client {
+    std::string identity;  // the ROUTER identity of its connection
+    std::string key;       // derived from the federation key and its id
+    int64_t num_samples = 0;
+  };
+  struct RoundState {
+    protocol::TrainingConfig training;
+    RoundContext context;
+    std::unique_ptr<RoundAggregation> aggregation;
+    std::set<std::string> pending;  // selected, not yet answered
+    RoundOutcome* outcome = nullptr;
+    int64_t unlisted = 0;  // rejections not listed in the outcome
+    double accumulate_s = 0;
+    int round() const { return context.round; }
+  };
+
   Status run_rounds(const RecordFn& record);
   Status wait_for_clients();
   // `record_previous` (may be empty) runs right after the broadcast.
@@ -104,17 +125,22 @@ class Server {
   void handle_message(const protocol::Inbound& inbound, RoundState* round_state);
   // Polls once, up to `timeout_ms`; handles what arrived. Errors: socket failure.
   Status poll_once(long timeout_ms, RoundState* round_state);
+  void handle_hello(const std::string& identity);
   void handle_join(const std::string& identity, const protocol::Join& join,
                    RoundState* round_state);
   void handle_update(const std::string& identity, const protocol::Update& update,
                      RoundState* round_state);
+  // The connection `identity` is gone: its challenge is forgotten and the
+  // client joined on it dropped (from the round too, as missing).
+  void handle_closed(const std::string& identity, RoundState* round_state);
+  // Forgets client `id` and which connection it joined on.
+  void drop_client(const std::string& id);
   // Records `rejection` in the round's outcome (if a round is open) and,
-  // within the peer's budget, logs `reason` and sends it as a Reject signed
-  // under the key of `client_id`.
-  void refuse(const std::string& identity, const std::string& client_id,
-              const std::string& reason, const std::string& rejection,
-              RoundState* round_state);
-  // Sends without blocking; a failure is counted in dropped_sends_.
+  // within the peer's budget, logs `reason` and sends it as an unsigned Reject.
+  void refuse(const std::string& identity, const std::string& reason,
+              const std::string& rejection, RoundState* round_state);
+  // Sends without blocking, signed under `key` (unused for an unsigned kind);
+  // a failure is counted in dropped_sends_.
   Status send(const std::string& identity, protocol::EncodedMessage& message,
               const std::string& key);
   void shutdown_clients() noexcept;
@@ -124,9 +150,13 @@ class Server {
   Strategy& strategy_;
   zmq::context_t context_;
   std::unique_ptr<protocol::ZmtpRouter> router_;
+  std::unique_ptr<protocol::Handshake> handshake_;          // this run's id, challenges
   std::map<std::string, std::unique_ptr<Client>> clients_;  // by client id
+  // By connection: the client joined on it (the inverse of Client::identity).
+  std::map<std::string, std::string> client_on_;
   RejectBudget reject_budget_;
-  int64_t unanswered_ = 0;     // refused messages left without a reject (budget)
+  RejectBudget challenge_budget_;  // the same rate, for answers to hellos
+  int64_t unanswered_ = 0;     // refused messages and hellos left unanswered (budgets)
   int64_t dropped_sends_ = 0;  // messages a peer could not take (gone, not reading)
 };
 

@@ -3,6 +3,7 @@
 // checkpoint of the global model.
 #include <sstream>
 
+#include "aggregator/resume.h"
 #include "aggregator/round_recorder.h"
 #include "aggregator/server.h"
 #include "aggregator/strategy_specs.h"
@@ -35,6 +36,7 @@ struct ServeArgs {
   ComputeFlags compute;
   std::string normalize;
   std::string key_file;
+  bool resume = false;
 };
 
 std::set<std::string> split_ids(const std::string& text) {
@@ -47,8 +49,15 @@ std::set<std::string> split_ids(const std::string& text) {
   return ids;
 }
 
-// The initial global model: --init's file, or a fresh seeded ResNet18.
-Result<LoadedModel> initial_model(const ServeArgs& a, const Dataset& clean) {
+// The initial global model: the checkpoint resumed from, --init's file, or a
+// fresh seeded ResNet18.
+Result<LoadedModel> initial_model(const ServeArgs& a, const Dataset& clean,
+                                  aggregator::ResumePoint& resume) {
+  if (resume.checkpoint) {
+    spdlog::info("serve: resuming after round {} from {}", resume.last_round,
+                 a.checkpoint);
+    return std::move(*resume.checkpoint);
+  }
   if (!a.init.empty()) {
     FEDVAR_ASSIGN_OR_RETURN(auto loaded, load_resnet(a.init));
     spdlog::info("serve: initial global model from {} (width {})", a.init,
@@ -60,6 +69,38 @@ Result<LoadedModel> initial_model(const ServeArgs& a, const Dataset& clean) {
   fresh.model = ResNet18(ResNetOptions{clean.channels(), clean.num_classes,
                                        stem_from_name(a.stem), a.width});
   return fresh;
+}
+
+// With --resume: where the run recorded in --checkpoint and --metrics stops.
+Result<aggregator::ResumePoint> resume_point(const ServeArgs& a) {
+  if (!a.resume) return aggregator::ResumePoint{};
+  if (a.checkpoint.empty() || a.metrics.empty()) {
+    return Status::InvalidArgument("--resume needs the run's --checkpoint and --metrics");
+  }
+  FEDVAR_ASSIGN_OR_RETURN(
+      auto point, aggregator::read_resume_point(a.checkpoint, a.metrics, a.server.seed));
+  if (point.last_round > a.server.rounds) {
+    return Status::InvalidArgument("the checkpoint is of round " +
+                                   std::to_string(point.last_round) + ", past --rounds " +
+                                   std::to_string(a.server.rounds));
+  }
+  for (const auto* path : {&a.checkpoint, &a.metrics}) {
+    if (int n = aggregator::remove_stale_temp_files(*path); n > 0) {
+      spdlog::info("serve: removed {} unfinished write(s) of {}", n, *path);
+    }
+  }
+  return point;
+}
+
+nlohmann::json serve_result(const ServeArgs& a,
+                            const std::vector<nlohmann::json>& history) {
+  nlohmann::json result = {{"run", a.run},
+                           {"rounds", history.size()},
+                           {"metrics", a.metrics},
+                           {"checkpoint", a.checkpoint}};
+  if (history.empty()) return result;
+  for (const char* key : {"acc", "asr", "asr_pieces"}) result[key] = history.back()[key];
+  return result;
 }
 
 Status run_serve(ServeArgs a, nlohmann::json& result) {
@@ -75,7 +116,15 @@ Status run_serve(ServeArgs a, nlohmann::json& result) {
         check_trigger_fits(spec, test.images.size(2), test.images.size(3)));
     eval.trigger = spec;
   }
-  FEDVAR_ASSIGN_OR_RETURN(auto initial, initial_model(a, clean));
+  FEDVAR_ASSIGN_OR_RETURN(auto resume, resume_point(a));
+  if (resume.last_round == a.server.rounds && a.resume) {
+    spdlog::info("serve: the run is complete ({} rounds); nothing to resume",
+                 resume.last_round);
+    result = serve_result(a, resume.history);
+    return Status::Ok();
+  }
+  a.server.first_round = resume.last_round + 1;
+  FEDVAR_ASSIGN_OR_RETURN(auto initial, initial_model(a, clean, resume));
   ResNet18 model = initial.model;
   FEDVAR_ASSIGN_OR_RETURN(
       eval.options.normalization,
@@ -98,7 +147,9 @@ Status run_serve(ServeArgs a, nlohmann::json& result) {
   recorder_options.metrics_path = a.metrics;
   recorder_options.checkpoint_path = a.checkpoint;
   recorder_options.malicious = split_ids(a.malicious);
+  recorder_options.seed = a.server.seed;
   aggregator::RoundRecorder recorder(recorder_options, eval);
+  if (a.resume) FEDVAR_RETURN_IF_ERROR(recorder.resume(std::move(resume.history)));
 
   aggregator::Server server(a.server, resnet_state(model).tensors, *strategy);
   FEDVAR_RETURN_IF_ERROR(server.bind());
@@ -108,14 +159,7 @@ Status run_serve(ServeArgs a, nlohmann::json& result) {
   stop_on_signals();
   FEDVAR_RETURN_IF_ERROR(server.run(recorder.callback()));
 
-  const auto& last = recorder.history().back();
-  result = {{"run", a.run},
-            {"rounds", recorder.history().size()},
-            {"acc", last["acc"]},
-            {"asr", last["asr"]},
-            {"asr_pieces", last["asr_pieces"]},
-            {"metrics", a.metrics},
-            {"checkpoint", a.checkpoint}};
+  result = serve_result(a, recorder.history());
   return Status::Ok();
 }
 
@@ -139,7 +183,8 @@ void register_serve(CLI::App& app, Commands& commands) {
                   "client may hold them");
   cmd->add_option("--test-range", a->test_range, "Rows of the test split to evaluate");
   cmd->add_option("--rounds", s.rounds, "Rounds")->check(CLI::Range(1, 100000));
-  cmd->add_option("--min-clients", s.min_clients, "Clients to wait for before round 1")
+  cmd->add_option("--min-clients", s.min_clients,
+                  "Connected, joined clients to wait for before round 1")
       ->check(CLI::Range(1, 100000));
   cmd->add_option("--fraction", s.fraction, "Share of clients sampled per round")
       ->check(CLI::Range(0.0, 1.0));
@@ -186,6 +231,9 @@ void register_serve(CLI::App& app, Commands& commands) {
   cmd->add_option("--metrics", a->metrics, "Metrics file, one JSON line per round");
   cmd->add_option("--checkpoint", a->checkpoint, "Global model saved after every round");
   cmd->add_option("--run", a->run, "Run label in the metrics");
+  cmd->add_flag("--resume", a->resume,
+                "Continue the run recorded in --checkpoint and --metrics after its last "
+                "complete round (same flags and --seed); without a checkpoint, start it");
   add_compute_flags(*cmd, a->compute);
   add_normalize_flag(*cmd, a->normalize);
   cmd->add_option("--seed", s.seed, "Seed: model init, sampling, task seeds");

@@ -1,18 +1,21 @@
 #include "client_sim/client.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <optional>
 #include <zmq.hpp>
 
 #include "core/log.h"
 #include "core/model_io.h"
 #include "core/stop.h"
+#include "core/stopwatch.h"
 #include "core/trainer.h"
 #include "protocol/channel.h"
+#include "protocol/hex.h"
 
 namespace fedvar::client_sim {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // FNV-1a: a stable hash of the client id, so that clients given the same
 // task seed still shuffle differently.
@@ -58,7 +61,7 @@ class Client {
                  options_.client_id, task.round, last.loss, last.train_acc,
                  attacking ? "poisoned " : "", last.seconds);
     protocol::Update update{task.round, options_.client_id, shard_.size(),
-                            resnet_state(model_).tensors};
+                            resnet_state(model_).tensors, task.run_id};
     if (attacking && options_.attack->scale != 1.0) {
       FEDVAR_ASSIGN_OR_RETURN(update.tensors, scale_update(update.tensors, task.tensors,
                                                            options_.attack->scale));
@@ -70,6 +73,120 @@ class Client {
   const ClientOptions& options_;
   const Dataset& shard_;
   ResNet18 model_{nullptr};
+};
+
+// The client's side of a session with the server: a hello, the challenge's
+// answer (a join signing the server's run id and nonce), then the tasks of
+// that run. A task or shutdown naming another run is ignored; a reject is
+// answered by joining again, through a new challenge.
+class Session {
+ public:
+  Session(const ClientOptions& options, int64_t num_samples, zmq::socket_t& socket)
+      : options_(options), num_samples_(num_samples), socket_(socket) {}
+
+  // Asks for a challenge; the next one that comes is answered with a join.
+  Status hello() {
+    hello_sent_ = Clock::now();
+    return protocol::send_message(socket_, protocol::Hello{}, options_.key);
+  }
+
+  // The connection to the server was made again (the server restarted, say
+  // after a kill, or the network broke): whoever listens now has not seen
+  // this client. Asks for its challenge.
+  Status reconnected() {
+    spdlog::info("{}: reconnected to {}; joining again", options_.client_id,
+                 options_.endpoint);
+    return hello();
+  }
+
+  // Asks again when a hello went unanswered for kHelloRetryS (the server
+  // answers hellos within a budget, and a peer's full queue loses them).
+  Status on_idle() {
+    if (!hello_sent_ || seconds_since(*hello_sent_) < kHelloRetryS) return Status::Ok();
+    return hello();
+  }
+
+  // Handles one message of the server; true once the run is over.
+  Result<bool> handle(const protocol::Message& message, Client& client) {
+    if (const auto* challenge = std::get_if<protocol::Challenge>(&message)) {
+      FEDVAR_RETURN_IF_ERROR(join(*challenge));
+    } else if (const auto* reject = std::get_if<protocol::Reject>(&message)) {
+      // Most often: dropped for missing a deadline. Join again.
+      spdlog::warn("{}: rejected: {}; joining again", options_.client_id, reject->reason);
+      FEDVAR_RETURN_IF_ERROR(hello());
+    } else if (const auto* task = std::get_if<protocol::RoundTask>(&message)) {
+      if (!of_this_run(task->run_id, "round task")) return false;
+      FEDVAR_ASSIGN_OR_RETURN(auto update, client.train(*task));
+      FEDVAR_RETURN_IF_ERROR(protocol::send_message(socket_, update, options_.key));
+    } else if (const auto* shutdown = std::get_if<protocol::Shutdown>(&message)) {
+      return of_this_run(shutdown->run_id, "shutdown");
+    }
+    return false;
+  }
+
+ private:
+  // Seconds between hellos that get no challenge.
+  static constexpr double kHelloRetryS = 5;
+
+  Status join(const protocol::Challenge& challenge) {
+    if (!hello_sent_) {
+      spdlog::warn("{}: ignored a challenge it did not ask for", options_.client_id);
+      return Status::Ok();
+    }
+    hello_sent_.reset();
+    run_id_ = challenge.run_id;
+    const protocol::Join join{options_.client_id, num_samples_, challenge.run_id,
+                              challenge.nonce};
+    FEDVAR_RETURN_IF_ERROR(protocol::send_message(socket_, join, options_.key));
+    spdlog::info("{}: joined {} (run {}) with {} samples", options_.client_id,
+                 options_.endpoint, protocol::to_hex(run_id_), num_samples_);
+    return Status::Ok();
+  }
+
+  bool of_this_run(const std::string& run_id, const char* what) const {
+    if (!run_id_.empty() && run_id == run_id_) return true;
+    spdlog::warn("{}: ignored a {} of another run", options_.client_id, what);
+    return false;
+  }
+
+  const ClientOptions& options_;
+  const int64_t num_samples_;
+  zmq::socket_t& socket_;
+  std::string run_id_;                           // of the last challenge answered
+  std::optional<Clock::time_point> hello_sent_;  // while a challenge is awaited
+};
+
+// Counts the ZMTP handshakes of the client's connection (libzmq's socket
+// monitor): after the first, each one is a new connection, possibly to a new
+// server.
+class ConnectionWatch : public zmq::monitor_t {
+ public:
+  // Watches `socket`; kInternal when libzmq cannot monitor it.
+  Status start(zmq::socket_t& socket) {
+    try {
+      const std::string address = "inproc://fedvar-client-monitor-" +
+                                  std::to_string(reinterpret_cast<uintptr_t>(this));
+      init(socket, address, ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
+    } catch (const zmq::error_t& e) {
+      return Status::Internal(std::string("cannot watch the connection: ") + e.what());
+    }
+    return Status::Ok();
+  }
+
+  // Handles the events that came; true when a connection after the first
+  // completed its handshake.
+  bool reconnected() {
+    const int before = handshakes_;
+    while (check_event(0)) {
+    }
+    return handshakes_ > std::max(before, 1);
+  }
+
+ private:
+  void on_event_handshake_succeeded(const zmq_event_t&, const char*) override {
+    ++handshakes_;
+  }
+  int handshakes_ = 0;
 };
 
 }  // namespace
@@ -86,11 +203,11 @@ Status run_client(const ClientOptions& options, const Dataset& shard) {
     return Status::InvalidArgument("cannot connect to " + options.endpoint + ": " +
                                    e.what());
   }
-  const protocol::Join join{options.client_id, shard.size()};
-  FEDVAR_RETURN_IF_ERROR(protocol::send_message(socket, join, options.key));
-  spdlog::info("{}: joined {} with {} samples", options.client_id, options.endpoint,
-               shard.size());
+  ConnectionWatch watch;
+  FEDVAR_RETURN_IF_ERROR(watch.start(socket));
   Client client(options, shard);
+  Session session(options, shard.size(), socket);
+  FEDVAR_RETURN_IF_ERROR(session.hello());
   auto last_heard = Clock::now();
   while (!stop_requested()) {
     zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}};
@@ -100,9 +217,10 @@ Status run_client(const ClientOptions& options, const Dataset& shard) {
       if (e.num() == EINTR) continue;
       return Status::Unavailable(std::string("poll: ") + e.what());
     }
+    if (watch.reconnected()) FEDVAR_RETURN_IF_ERROR(session.reconnected());
     if (!(items[0].revents & ZMQ_POLLIN)) {
-      const double silent =
-          std::chrono::duration<double>(Clock::now() - last_heard).count();
+      FEDVAR_RETURN_IF_ERROR(session.on_idle());
+      const double silent = seconds_since(last_heard);
       if (silent > options.idle_timeout_s) {
         return Status::Unavailable("no message from the server for " +
                                    std::to_string(static_cast<int>(silent)) + " s");
@@ -117,22 +235,12 @@ Status run_client(const ClientOptions& options, const Dataset& shard) {
                    received.message.status().message());
       continue;
     }
-    const protocol::Message& message = received.message.value();
-    if (std::holds_alternative<protocol::Shutdown>(message)) {
+    FEDVAR_ASSIGN_OR_RETURN(const bool over, session.handle(*received.message, client));
+    if (over) {
       spdlog::info("{}: shutdown", options.client_id);
       return Status::Ok();
     }
-    if (const auto* reject = std::get_if<protocol::Reject>(&message)) {
-      // Most often: dropped for missing a deadline. Join again.
-      spdlog::warn("{}: rejected: {}; joining again", options.client_id, reject->reason);
-      FEDVAR_RETURN_IF_ERROR(protocol::send_message(socket, join, options.key));
-      continue;
-    }
-    if (const auto* task = std::get_if<protocol::RoundTask>(&message)) {
-      FEDVAR_ASSIGN_OR_RETURN(auto update, client.train(*task));
-      FEDVAR_RETURN_IF_ERROR(protocol::send_message(socket, update, options.key));
-      last_heard = Clock::now();
-    }
+    last_heard = Clock::now();
   }
   return Status::Unavailable(options.client_id + ": stopped");
 }

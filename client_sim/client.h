@@ -1,6 +1,7 @@
-// A simulated federated client: a ZeroMQ DEALER that joins the server, trains
-// the global model of each round task on its own shard (SGD, the task's
-// epochs / lr / batch) and sends back its weights, until told to shut down.
+// A simulated federated client: a ZeroMQ DEALER that joins the server (a
+// hello, then a join signing the server's challenge), trains the global model
+// of each round task of that run on its own shard (SGD, the task's epochs /
+// lr / batch) and sends back its weights, until told to shut down.
 // A malicious client poisons its batches in the rounds its Attack names.
 #pragma once
 

@@ -1,6 +1,7 @@
 #include "core/normalization.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 namespace fedvar {
@@ -13,10 +14,12 @@ Result<Normalization> Normalization::parse(const std::string& text) {
     try {
       size_t used = 0;
       values.push_back(std::stod(item, &used));
-      if (used != item.size()) throw std::invalid_argument(item);
+      if (used != item.size() || !std::isfinite(values.back())) {
+        throw std::invalid_argument(item);
+      }
     } catch (const std::exception&) {
       return Status::InvalidArgument("normalization '" + text + "': '" + item +
-                                     "' is not a number");
+                                     "' is not a finite number");
     }
   }
   if (values.empty() || values.size() % 2 != 0) {

@@ -288,8 +288,9 @@ Result<std::vector<Prepared>> prepare(const TensorFile& file) {
     const std::string who = tensor_label(name);
     if (name == kMetadataKey) return Status::InvalidArgument(who + ": reserved name");
     if (!tensor.defined()) return Status::InvalidArgument(who + " is undefined");
+    const auto type = tensor.scalar_type();
     const DtypeInfo* dtype =
-        find_dtype([&](const DtypeInfo& d) { return tensor.scalar_type() == d.type; });
+        find_dtype([type](const DtypeInfo& d) { return type == d.type; });
     if (dtype == nullptr || tensor.layout() != torch::kStrided) {
       return Status::InvalidArgument(who + ": unsupported dtype or layout " +
                                      std::string(c10::toString(tensor.scalar_type())));

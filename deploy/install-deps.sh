@@ -9,6 +9,8 @@ packages=(
   # Flower's sources (../shared/vendor) for the tests that check against it
   python3-numpy python3-grpcio python3-protobuf python3-cryptography python3-pycryptodome
   python3-zmq python3-msgpack  # fedvar.remote, the Python client of fedvar defend
+  # fuzz/: clang with libFuzzer and the sanitizer runtimes, llvm-symbolizer
+  clang libclang-rt-14-dev llvm
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,5 +1,6 @@
 #include "plugins/options.h"
 
+#include <cmath>
 #include <sstream>
 
 namespace fedvar::plugins {
@@ -49,7 +50,7 @@ double OptionReader::get(const std::string& key, double fallback, double min,
     size_t used = 0;
     const double v = std::stod(*text, &used);
     if (used != text->size()) throw std::invalid_argument(*text);
-    if (v < min || v > max) {
+    if (!(v >= min && v <= max) || !std::isfinite(v)) {
       fail(key, "must be in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
       return fallback;
     }
@@ -67,7 +68,7 @@ int OptionReader::get(const std::string& key, int fallback, int min, int max) {
     size_t used = 0;
     const int v = std::stoi(*text, &used);
     if (used != text->size()) throw std::invalid_argument(*text);
-    if (v < min || v > max) {
+    if (!(v >= min && v <= max) || !std::isfinite(v)) {
       fail(key, "must be in " + std::to_string(min) + ".." + std::to_string(max));
       return fallback;
     }

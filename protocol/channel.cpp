@@ -6,9 +6,20 @@
 #include "protocol/auth.h"
 
 namespace fedvar::protocol {
+namespace {
+
+// What goes in the tag frame: the tag under `key`, or nothing for a kind
+// that travels unsigned.
+Result<std::string> tag_of(const EncodedMessage& message, std::string_view key) {
+  if (is_unsigned_kind(message.kind)) return std::string();
+  return sign(message.digest, key);
+}
+
+}  // namespace
 
 Result<EncodedMessage> encode_message(const Message& message) {
   EncodedMessage out;
+  out.kind = kind_of(message);
   FEDVAR_ASSIGN_OR_RETURN(out.frames, encode_frames(message));
   std::vector<std::string_view> parts;
   parts.reserve(out.frames.size());
@@ -19,7 +30,7 @@ Result<EncodedMessage> encode_message(const Message& message) {
 
 Status send_encoded(zmq::socket_t& socket, EncodedMessage& message, std::string_view key,
                     const std::string* identity) {
-  FEDVAR_ASSIGN_OR_RETURN(const std::string tag, sign(message.digest, key));
+  FEDVAR_ASSIGN_OR_RETURN(const std::string tag, tag_of(message, key));
   try {
     if (identity != nullptr &&
         !socket.send(zmq::buffer(*identity), zmq::send_flags::sndmore)) {
@@ -44,7 +55,7 @@ Status send_encoded(zmq::socket_t& socket, EncodedMessage& message, std::string_
 
 Status send_encoded(ZmtpRouter& router, const std::string& identity,
                     EncodedMessage& message, std::string_view key) {
-  FEDVAR_ASSIGN_OR_RETURN(const std::string tag, sign(message.digest, key));
+  FEDVAR_ASSIGN_OR_RETURN(const std::string tag, tag_of(message, key));
   std::vector<zmq::message_t> frames;
   frames.reserve(message.frames.size() + 1);
   for (zmq::message_t& frame : message.frames) {
@@ -98,18 +109,32 @@ Status authenticate(const std::vector<std::string_view>& parts, std::string_view
   return Status::InvalidArgument("authentication failed: " + authentic.message());
 }
 
+// Ok iff the tag suits the claimed kind: none on an unsigned kind, else one
+// that verifies under key_for(the claimed client id).
+Status check_tag(const Claim& claim, const std::vector<std::string_view>& parts,
+                 std::string_view tag, const KeyForClient& key_for) {
+  const std::string kind(kind_name(claim.kind));
+  if (is_unsigned_kind(claim.kind)) {
+    if (tag.empty()) return Status::Ok();
+    return Status::InvalidArgument("a " + kind +
+                                   " travels unsigned, but this one has a tag");
+  }
+  if (tag.empty()) {
+    return Status::InvalidArgument("authentication failed: a " + kind +
+                                   " must be signed, but its tag is empty");
+  }
+  FEDVAR_ASSIGN_OR_RETURN(const std::string key, key_for(claim.client_id));
+  return authenticate(parts, tag, key);
+}
+
 }  // namespace
 
 Result<Received> receive_message(zmq::socket_t& socket, std::string_view key,
                                  bool with_identity) {
-  std::vector<zmq::message_t> frames;
-  std::vector<std::string_view> parts;
-  FEDVAR_ASSIGN_OR_RETURN(Received out,
-                          receive_frames(socket, with_identity, frames, parts));
-  if (parts.empty()) return out;
-  const Status authentic = authenticate(parts, frames.back().to_string_view(), key);
-  out.message = authentic.ok() ? decode_frames(parts) : Result<Message>(authentic);
-  return out;
+  const KeyForClient key_for = [&key](std::string_view) -> Result<std::string> {
+    return std::string(key);
+  };
+  return receive_message(socket, key_for, with_identity);
 }
 
 Received open_message(const std::vector<std::string_view>& frames,
@@ -120,16 +145,15 @@ Received open_message(const std::vector<std::string_view>& frames,
     return out;
   }
   const std::vector<std::string_view> parts(frames.begin(), frames.end() - 1);
-  Result<std::string> id = claimed_client_id(parts.front());
-  if (!id.ok()) {
-    out.message = id.status();
+  Result<Claim> claim = read_claim(parts.front());
+  if (!claim.ok()) {
+    out.message = claim.status();
     return out;
   }
-  out.client_id = std::move(id).value();
-  Result<std::string> key = key_for(out.client_id);
-  Status authentic = key.status();
-  if (key.ok()) authentic = authenticate(parts, frames.back(), *key);
-  out.message = authentic.ok() ? decode_frames(parts) : Result<Message>(authentic);
+  out.client_id = claim->client_id;
+  const Status tagged = check_tag(*claim, parts, frames.back(), key_for);
+  out.authenticated = tagged.ok() && !is_unsigned_kind(claim->kind);
+  out.message = tagged.ok() ? decode_frames(parts) : Result<Message>(tagged);
   return out;
 }
 

@@ -62,6 +62,15 @@ Result<std::string> read_client_id(Fields& f) {
   return id;
 }
 
+Result<std::string> read_bytes(Fields& f, std::string_view key, size_t size) {
+  FEDVAR_ASSIGN_OR_RETURN(const msgpack::object* v, f.get(key));
+  return detail::as_bin(*v, f.what() + "." + std::string(key), size);
+}
+
+Result<std::string> read_run_id(Fields& f) {
+  return read_bytes(f, "run_id", kRunIdBytes);
+}
+
 Result<int64_t> read_num_samples(Fields& f) {
   FEDVAR_ASSIGN_OR_RETURN(const int64_t n, read_int(f, "num_samples"));
   FEDVAR_RETURN_IF_ERROR(check(n > 0, f, "num_samples must be positive"));
@@ -95,17 +104,20 @@ Result<TrainingConfig> read_config(Fields& parent) {
   return c;
 }
 
-Result<Message> read_body(MessageKind kind, Fields& f, const OutOfBand& oob) {
+Result<Message> read_signed_body(MessageKind kind, Fields& f, const OutOfBand& oob) {
   switch (kind) {
     case MessageKind::kJoin: {
       Join m;
       FEDVAR_ASSIGN_OR_RETURN(m.client_id, read_client_id(f));
       FEDVAR_ASSIGN_OR_RETURN(m.num_samples, read_num_samples(f));
+      FEDVAR_ASSIGN_OR_RETURN(m.run_id, read_run_id(f));
+      FEDVAR_ASSIGN_OR_RETURN(m.nonce, read_bytes(f, "nonce", kNonceBytes));
       return Message(std::move(m));
     }
     case MessageKind::kRoundTask: {
       RoundTask m;
       FEDVAR_ASSIGN_OR_RETURN(m.round, read_round(f));
+      FEDVAR_ASSIGN_OR_RETURN(m.run_id, read_run_id(f));
       FEDVAR_ASSIGN_OR_RETURN(m.config, read_config(f));
       FEDVAR_ASSIGN_OR_RETURN(m.tensors, read_tensors(f, oob));
       return Message(std::move(m));
@@ -113,27 +125,47 @@ Result<Message> read_body(MessageKind kind, Fields& f, const OutOfBand& oob) {
     case MessageKind::kUpdate: {
       Update m;
       FEDVAR_ASSIGN_OR_RETURN(m.round, read_round(f));
+      FEDVAR_ASSIGN_OR_RETURN(m.run_id, read_run_id(f));
       FEDVAR_ASSIGN_OR_RETURN(m.client_id, read_client_id(f));
       FEDVAR_ASSIGN_OR_RETURN(m.num_samples, read_num_samples(f));
       FEDVAR_ASSIGN_OR_RETURN(m.tensors, read_tensors(f, oob));
       return Message(std::move(m));
     }
+    case MessageKind::kShutdown: {
+      Shutdown m;
+      FEDVAR_ASSIGN_OR_RETURN(m.run_id, read_run_id(f));
+      return Message(std::move(m));
+    }
+    default:
+      return Status::InvalidArgument("unknown message kind");
+  }
+}
+
+Result<Message> read_body(MessageKind kind, Fields& f, const OutOfBand& oob) {
+  switch (kind) {
     case MessageKind::kReject: {
       Reject m;
       FEDVAR_ASSIGN_OR_RETURN(m.reason, read_string(f, "reason"));
       return Message(std::move(m));
     }
-    case MessageKind::kShutdown:
-      return Message(Shutdown{});
+    case MessageKind::kHello:
+      return Message(Hello{});
+    case MessageKind::kChallenge: {
+      Challenge m;
+      FEDVAR_ASSIGN_OR_RETURN(m.run_id, read_run_id(f));
+      FEDVAR_ASSIGN_OR_RETURN(m.nonce, read_bytes(f, "nonce", kNonceBytes));
+      return Message(std::move(m));
+    }
+    default:
+      return read_signed_body(kind, f, oob);
   }
-  return Status::InvalidArgument("unknown message kind");
 }
 
 Result<MessageKind> read_kind(Fields& f) {
   FEDVAR_ASSIGN_OR_RETURN(const msgpack::object* v, f.get("kind"));
   FEDVAR_ASSIGN_OR_RETURN(const uint64_t kind, detail::as_uint64(*v, "message kind"));
   if (kind < static_cast<uint64_t>(MessageKind::kJoin) ||
-      kind > static_cast<uint64_t>(MessageKind::kShutdown)) {
+      kind > static_cast<uint64_t>(MessageKind::kChallenge)) {
     return Status::InvalidArgument("unknown message kind " + std::to_string(kind));
   }
   return static_cast<MessageKind>(kind);
@@ -172,21 +204,24 @@ Result<Message> decode_with(std::string_view bytes, const OutOfBand& oob) {
 }
 
 // Just the kind and, for a join or update, the client id.
-Result<std::string> read_claimed_id(const msgpack::object& root) {
+Result<Claim> read_claim_of(const msgpack::object& root) {
   FEDVAR_ASSIGN_OR_RETURN(Fields f, Fields::of(root, "message"));
-  FEDVAR_ASSIGN_OR_RETURN(const MessageKind kind, read_kind(f));
-  if (kind != MessageKind::kJoin && kind != MessageKind::kUpdate) return std::string();
-  return read_client_id(f);
+  Claim claim;
+  FEDVAR_ASSIGN_OR_RETURN(claim.kind, read_kind(f));
+  if (claim.kind == MessageKind::kJoin || claim.kind == MessageKind::kUpdate) {
+    FEDVAR_ASSIGN_OR_RETURN(claim.client_id, read_client_id(f));
+  }
+  return claim;
 }
 
 }  // namespace
 
-Result<std::string> claimed_client_id(std::string_view header) {
+Result<Claim> read_claim(std::string_view header) {
   try {
     std::size_t offset = 0;
     const msgpack::object_handle handle = msgpack::unpack(
         header.data(), header.size(), offset, &reference_input, nullptr, kLimits);
-    return read_claimed_id(handle.get());
+    return read_claim_of(handle.get());
   } catch (const msgpack::unpack_error& e) {
     return Status::InvalidArgument(std::string("not a MessagePack message: ") + e.what());
   } catch (const std::bad_alloc&) {

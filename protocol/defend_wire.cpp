@@ -2,13 +2,12 @@
 // checked field readers (protocol/fields.h).
 #include "protocol/defend_wire.h"
 
-#include <openssl/rand.h>
-
 #include <msgpack.hpp>
 
 #include <new>
 
 #include "protocol/fields.h"
+#include "protocol/nonce.h"
 
 namespace fedvar::protocol {
 namespace {
@@ -150,8 +149,7 @@ Result<ReplyHeader> read_reply(Fields& f) {
   FEDVAR_ASSIGN_OR_RETURN(h.request_id, read_request_id(f, /*may_be_nil=*/true));
   FEDVAR_ASSIGN_OR_RETURN(const msgpack::object* report, optional_field(f, "report"));
   if (report != nullptr) {
-    FEDVAR_ASSIGN_OR_RETURN(h.report,
-                            detail::as_string(*report, "reply.report"));
+    FEDVAR_ASSIGN_OR_RETURN(h.report, detail::as_string(*report, "reply.report"));
   }
   FEDVAR_ASSIGN_OR_RETURN(const msgpack::object* error, optional_field(f, "error"));
   if (error != nullptr) {
@@ -215,24 +213,6 @@ Result<ReplyHeader> decode_reply_header(std::string_view bytes) {
   return decode_with<ReplyHeader>(bytes, "reply", read_reply);
 }
 
-Result<std::string> new_request_id() {
-  std::string id(kRequestIdBytes, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(id.data()),
-                 static_cast<int>(id.size())) != 1) {
-    return Status::Internal("OpenSSL's random generator failed");
-  }
-  return id;
-}
-
-std::string to_hex(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    hex += kHex[c >> 4];
-    hex += kHex[c & 15];
-  }
-  return hex;
-}
+Result<std::string> new_request_id() { return random_bytes(kRequestIdBytes); }
 
 }  // namespace fedvar::protocol

@@ -70,7 +70,4 @@ Result<ReplyHeader> decode_reply_header(std::string_view bytes);
 // kRequestIdBytes from OpenSSL's random generator (kInternal if it fails).
 Result<std::string> new_request_id();
 
-// Lower-case hex of raw bytes (request ids in logs and reports).
-std::string to_hex(std::string_view bytes);
-
 }  // namespace fedvar::protocol

@@ -47,6 +47,16 @@ Result<std::string> as_string(const msgpack::object& object, const std::string& 
   return std::string(object.via.str.ptr, object.via.str.size);
 }
 
+Result<std::string> as_bin(const msgpack::object& object, const std::string& what,
+                           size_t size) {
+  if (object.type != msgpack::type::BIN) return wrong_type(what, "bin");
+  if (object.via.bin.size != size) {
+    return Status::InvalidArgument(what + " has " + std::to_string(object.via.bin.size) +
+                                   " bytes, expected " + std::to_string(size));
+  }
+  return std::string(object.via.bin.ptr, object.via.bin.size);
+}
+
 Result<Fields> Fields::of(const msgpack::object& object, std::string what) {
   if (object.type != msgpack::type::MAP) return wrong_type(what, "a map");
   Fields fields;

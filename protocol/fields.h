@@ -18,6 +18,9 @@ Result<uint64_t> as_uint64(const msgpack::object& object, const std::string& wha
 // Accepts MessagePack floats and integers; rejects NaN and infinities.
 Result<double> as_double(const msgpack::object& object, const std::string& what);
 Result<std::string> as_string(const msgpack::object& object, const std::string& what);
+// A MessagePack bin of exactly `size` bytes, copied.
+Result<std::string> as_bin(const msgpack::object& object, const std::string& what,
+                           size_t size);
 
 // The entries of a MessagePack map with string keys, read by name. Tracks
 // which keys were read so that unexpected ones can be reported.

@@ -31,6 +31,12 @@ void pack_header(Packer& packer, MessageKind kind, uint32_t fields) {
   packer.pack_uint8(static_cast<uint8_t>(kind));
 }
 
+void pack_bytes(Packer& packer, std::string_view key, const std::string& bytes) {
+  pack_key(packer, key);
+  packer.pack_bin(static_cast<uint32_t>(bytes.size()));
+  packer.pack_bin_body(bytes.data(), static_cast<uint32_t>(bytes.size()));
+}
+
 void pack_config(const TrainingConfig& c, Packer& packer) {
   packer.pack_map(6);
   pack_key(packer, "epochs");
@@ -48,18 +54,21 @@ void pack_config(const TrainingConfig& c, Packer& packer) {
 }
 
 Status pack_body(const Join& m, Packer& packer, Tensors*) {
-  pack_header(packer, MessageKind::kJoin, 2);
+  pack_header(packer, MessageKind::kJoin, 4);
   pack_key(packer, "client_id");
   packer.pack(m.client_id);
   pack_key(packer, "num_samples");
   packer.pack_int64(m.num_samples);
+  pack_bytes(packer, "run_id", m.run_id);
+  pack_bytes(packer, "nonce", m.nonce);
   return Status::Ok();
 }
 
 Status pack_body(const RoundTask& m, Packer& packer, Tensors* out_of_band) {
-  pack_header(packer, MessageKind::kRoundTask, 3);
+  pack_header(packer, MessageKind::kRoundTask, 4);
   pack_key(packer, "round");
   packer.pack_int64(m.round);
+  pack_bytes(packer, "run_id", m.run_id);
   pack_key(packer, "config");
   pack_config(m.config, packer);
   pack_key(packer, "tensors");
@@ -67,9 +76,10 @@ Status pack_body(const RoundTask& m, Packer& packer, Tensors* out_of_band) {
 }
 
 Status pack_body(const Update& m, Packer& packer, Tensors* out_of_band) {
-  pack_header(packer, MessageKind::kUpdate, 4);
+  pack_header(packer, MessageKind::kUpdate, 5);
   pack_key(packer, "round");
   packer.pack_int64(m.round);
+  pack_bytes(packer, "run_id", m.run_id);
   pack_key(packer, "client_id");
   packer.pack(m.client_id);
   pack_key(packer, "num_samples");
@@ -85,8 +95,21 @@ Status pack_body(const Reject& m, Packer& packer, Tensors*) {
   return Status::Ok();
 }
 
-Status pack_body(const Shutdown&, Packer& packer, Tensors*) {
-  pack_header(packer, MessageKind::kShutdown, 0);
+Status pack_body(const Shutdown& m, Packer& packer, Tensors*) {
+  pack_header(packer, MessageKind::kShutdown, 1);
+  pack_bytes(packer, "run_id", m.run_id);
+  return Status::Ok();
+}
+
+Status pack_body(const Hello&, Packer& packer, Tensors*) {
+  pack_header(packer, MessageKind::kHello, 0);
+  return Status::Ok();
+}
+
+Status pack_body(const Challenge& m, Packer& packer, Tensors*) {
+  pack_header(packer, MessageKind::kChallenge, 2);
+  pack_bytes(packer, "run_id", m.run_id);
+  pack_bytes(packer, "nonce", m.nonce);
   return Status::Ok();
 }
 
@@ -116,8 +139,30 @@ MessageKind kind_of(const Message& message) {
     MessageKind operator()(const Update&) const { return MessageKind::kUpdate; }
     MessageKind operator()(const Reject&) const { return MessageKind::kReject; }
     MessageKind operator()(const Shutdown&) const { return MessageKind::kShutdown; }
+    MessageKind operator()(const Hello&) const { return MessageKind::kHello; }
+    MessageKind operator()(const Challenge&) const { return MessageKind::kChallenge; }
   };
   return std::visit(Visitor{}, message);
+}
+
+std::string_view kind_name(MessageKind kind) {
+  switch (kind) {
+    case MessageKind::kJoin:
+      return "join";
+    case MessageKind::kRoundTask:
+      return "round task";
+    case MessageKind::kUpdate:
+      return "update";
+    case MessageKind::kReject:
+      return "reject";
+    case MessageKind::kShutdown:
+      return "shutdown";
+    case MessageKind::kHello:
+      return "hello";
+    case MessageKind::kChallenge:
+      return "challenge";
+  }
+  return "unknown";
 }
 
 Result<std::string> encode(const Message& message) {

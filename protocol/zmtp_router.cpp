@@ -53,7 +53,8 @@ void ZmtpRouter::receive_piece(const std::string& identity, std::string_view dat
   if (data.empty()) {  // the connection opened, or closed
     if (it == connections_.end()) return open(identity);
     connections_.erase(it);
-    closing_.erase(identity);
+    // A connection this end was closing has been reported (or was the owner's).
+    if (closing_.erase(identity) == 0) inbound_.push_back({identity, {}, true});
     return;
   }
   if (closing_.count(identity) != 0) return;
@@ -67,11 +68,13 @@ void ZmtpRouter::receive_piece(const std::string& identity, std::string_view dat
   while (std::optional<ZmtpMessage> message = reader.pop()) {
     inbound_.push_back({identity, std::move(*message), false});
   }
-  if (!fed.ok()) {
-    inbound_.push_back(
-        {identity, ZmtpMessage{{}, "closed a connection: " + fed.message()}, true});
-    close(identity);
-  }
+  if (!fed.ok()) drop(identity, fed.message());
+}
+
+void ZmtpRouter::drop(const std::string& identity, std::string why) {
+  if (connections_.count(identity) == 0 || closing_.count(identity) != 0) return;
+  inbound_.push_back({identity, ZmtpMessage{{}, "closed a connection: " + why}, true});
+  close(identity);
 }
 
 void ZmtpRouter::open(const std::string& identity) {
@@ -113,7 +116,7 @@ Status ZmtpRouter::send(const std::string& identity,
   for (size_t i = 0; i < pieces.size(); ++i) {
     if (send_piece(identity, pieces[i])) continue;
     if (i == 0) return Status::Unavailable("the peer is gone or not reading");
-    close(identity);
+    drop(identity, "the peer stopped reading in the middle of a message");
     return Status::Unavailable(
         "the peer stopped reading in the middle of a message; its connection was closed");
   }

@@ -27,11 +27,16 @@ struct RouterOptions {
   int linger_ms = 5000;  // how long closing waits for sends still queued
 };
 
-// A message from a peer, or why it came to nothing.
+// A message from a peer, or why it came to nothing, or the end of its
+// connection.
 struct Inbound {
   std::string identity;  // the peer's connection
-  ZmtpMessage message;   // refused: too large, or `closed`
-  bool closed = false;   // the peer broke ZMTP and its connection was closed
+  ZmtpMessage message;   // refused: too large, or why this end closed it
+  // The connection is gone, and no message came: the peer closed it
+  // (message.refused empty), or this end did because the peer broke ZMTP or
+  // stopped reading in the middle of a message (message.refused says which).
+  // Reported once per connection; never for one the owner close()d.
+  bool closed = false;
 };
 
 class ZmtpRouter {
@@ -53,7 +58,8 @@ class ZmtpRouter {
   // Sends `frames` as one message to the peer `identity`, never blocking.
   // kUnavailable when the peer is gone or its queue is full; nothing was sent
   // then, unless the queue filled in the middle of the message: that
-  // connection is closed, since the rest of its stream would be garbage.
+  // connection is closed (and reported closed), since the rest of its stream
+  // would be garbage.
   Status send(const std::string& identity, std::vector<zmq::message_t>& frames);
 
   // Drops the peer's connection (its queued sends too).
@@ -62,6 +68,8 @@ class ZmtpRouter {
  private:
   void receive_piece(const std::string& identity, std::string_view data);
   void open(const std::string& identity);
+  // Closes the connection and reports it closed, saying `why`.
+  void drop(const std::string& identity, std::string why);
   bool send_piece(const std::string& identity, zmq::message_t& piece);
   void retry_closes();
 

@@ -12,6 +12,7 @@
 #include "core/stop.h"
 #include "core/stopwatch.h"
 #include "protocol/auth.h"
+#include "protocol/hex.h"
 #include "service/work_queue.h"
 
 namespace fedvar::service {
@@ -79,8 +80,8 @@ struct DefendService::State {
   void work();
   Result<std::optional<Incoming>> receive_bounded();
   void handle(Incoming incoming);
-  void reply(const Envelope& to, const protocol::ReplyHeader& header, const std::string* model,
-             nlohmann::json line);
+  void reply(const Envelope& to, const protocol::ReplyHeader& header,
+             const std::string* model, nlohmann::json line);
   void refuse(const Envelope& to, const std::string& request_id, const std::string& why,
               Clock::time_point arrived);
   void answer(Finished done);
@@ -296,8 +297,8 @@ void DefendService::State::refuse(const Envelope& to, const std::string& request
                                   const std::string& why, Clock::time_point arrived) {
   ++counters.errors;
   spdlog::warn("defend: refused a request: {}", why);
-  reply(to, protocol::ReplyHeader{protocol::ReplyKind::kError, request_id, "", why}, nullptr,
-        {{"error", why}, {"seconds", seconds_since(arrived)}});
+  reply(to, protocol::ReplyHeader{protocol::ReplyKind::kError, request_id, "", why},
+        nullptr, {{"error", why}, {"seconds", seconds_since(arrived)}});
 }
 
 void DefendService::State::send_finished() {
@@ -310,10 +311,11 @@ void DefendService::State::answer(Finished done) {
   if (!done.answer.ok()) {
     ++counters.errors;
     const std::string& why = done.answer.status().message();
-    spdlog::warn("defend: request {} failed: {}", protocol::to_hex(done.header.request_id), why);
+    spdlog::warn("defend: request {} failed: {}",
+                 protocol::to_hex(done.header.request_id), why);
     line["error"] = why;
-    return reply(done.to, {protocol::ReplyKind::kError, done.header.request_id, "", why}, nullptr,
-                 std::move(line));
+    return reply(done.to, {protocol::ReplyKind::kError, done.header.request_id, "", why},
+                 nullptr, std::move(line));
   }
   ++counters.purified;
   PurifyAnswer& a = done.answer.value();
@@ -321,8 +323,8 @@ void DefendService::State::answer(Finished done) {
   line["defense"] = a.report.value("defense", nlohmann::json());
   line["acc_before"] = a.report.value("acc_before", nlohmann::json());
   line["acc_after"] = a.report.value("acc_after", nlohmann::json());
-  const protocol::ReplyHeader header{protocol::ReplyKind::kPurified, done.header.request_id, a.report.dump(),
-                           ""};
+  const protocol::ReplyHeader header{protocol::ReplyKind::kPurified,
+                                     done.header.request_id, a.report.dump(), ""};
   reply(done.to, header, &a.model, std::move(line));
 }
 

@@ -15,6 +15,7 @@
 #include "core/model_io.h"
 #include "protocol/auth.h"
 #include "protocol/channel.h"
+#include "tests/aggregator/wire_client.h"
 #include "tests/support/test_util.h"
 
 namespace fedvar {
@@ -154,26 +155,26 @@ TEST(FederationTest, ClientDyingMidRoundDoesNotStopTheRound) {
   ASSERT_FALSE(endpoint.empty());
   {
     zmq::context_t context;
-    zmq::socket_t socket(context, zmq::socket_type::dealer);
-    socket.set(zmq::sockopt::linger, 0);
-    socket.set(zmq::sockopt::rcvtimeo, 60000);
-    socket.connect(endpoint);
+    zmq::socket_t socket = testing::connect_dealer(context, endpoint);
     // A participant cannot pose as another: a join for client-0 under this
-    // client's key is refused (the reason signed for client-0 alone).
+    // client's key is refused (unsigned: no key of a client it names signs it).
     const std::string key = client_key("doomed");
-    ASSERT_TRUE(protocol::send_message(socket, protocol::Join{"client-0", 50}, key).ok());
-    auto refused = protocol::receive_message(socket, client_key("client-0"), false);
-    ASSERT_TRUE(refused.ok() && refused->message.ok());
-    auto* impostor = std::get_if<protocol::Reject>(&refused->message.value());
-    ASSERT_NE(impostor, nullptr);
-    EXPECT_NE(impostor->reason.find("authentication failed"), std::string::npos)
-        << impostor->reason;
-    ASSERT_TRUE(protocol::send_message(socket, protocol::Join{"doomed", 50}, key).ok());
+    ASSERT_TRUE(protocol::send_message(socket, protocol::Hello{}, key).ok());
+    auto challenge = testing::expect_next<protocol::Challenge>(socket, key);
+    ASSERT_TRUE(challenge.ok()) << challenge.status().message();
+    const protocol::Join impostor{"client-0", 50, challenge->run_id, challenge->nonce};
+    ASSERT_TRUE(protocol::send_message(socket, impostor, key).ok());
+    auto refused = testing::expect_next<protocol::Reject>(socket, key);
+    ASSERT_TRUE(refused.ok()) << refused.status().message();
+    EXPECT_NE(refused->reason.find("authentication failed"), std::string::npos)
+        << refused->reason;
+    ASSERT_TRUE(testing::join_server(socket, "doomed", 50, key).ok());
     auto task = protocol::receive_message(socket, key, false);
     ASSERT_TRUE(task.ok() && task->message.ok());
     auto* round_task = std::get_if<protocol::RoundTask>(&task->message.value());
     ASSERT_NE(round_task, nullptr);
-    protocol::Update broken{round_task->round, "doomed", 50, round_task->tensors};
+    protocol::Update broken{round_task->round, "doomed", 50, round_task->tensors,
+                            round_task->run_id};
     broken.tensors.erase("fc.bias");
     ASSERT_TRUE(protocol::send_message(socket, broken, key).ok());
     auto reply = protocol::receive_message(socket, key, false);

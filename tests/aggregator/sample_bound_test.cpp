@@ -14,6 +14,7 @@
 #include "core/safetensors.h"
 #include "protocol/channel.h"
 #include "tests/aggregator/serve_fixture.h"
+#include "tests/aggregator/wire_client.h"
 
 namespace fedvar {
 namespace {
@@ -21,6 +22,8 @@ namespace {
 using testing::await_endpoint;
 using testing::await_text;
 using testing::client_key_of;
+using testing::connect_dealer;
+using testing::join_server;
 using testing::read_jsonl;
 using testing::start_client;
 using testing::start_server;
@@ -48,7 +51,8 @@ std::string play(zmq::socket_t& socket, const Greedy& greedy) {
   }
   const auto* task = std::get_if<protocol::RoundTask>(&reply->message.value());
   if (task == nullptr) return "(an unexpected answer)";
-  protocol::Update update{task->round, greedy.id, greedy.samples, task->tensors};
+  protocol::Update update{task->round, greedy.id, greedy.samples, task->tensors,
+                          task->run_id};
   for (auto& [name, t] : update.tensors) {
     if (t.is_floating_point()) t = torch::full_like(t, 100.0);
   }
@@ -70,13 +74,8 @@ TEST(SampleBoundTest, DeclaredSampleCountsCannotTakeOverTheModel) {
   zmq::context_t context;
   std::vector<zmq::socket_t> sockets;
   for (const Greedy& g : greedy) {
-    sockets.emplace_back(context, zmq::socket_type::dealer);
-    sockets.back().set(zmq::sockopt::linger, 1000);
-    sockets.back().set(zmq::sockopt::rcvtimeo, 60000);
-    sockets.back().connect(endpoint);
-    ASSERT_TRUE(protocol::send_message(sockets.back(), protocol::Join{g.id, g.samples},
-                                       client_key_of(g.id))
-                    .ok());
+    sockets.push_back(connect_dealer(context, endpoint));
+    ASSERT_TRUE(join_server(sockets.back(), g.id, g.samples, client_key_of(g.id)).ok());
   }
   std::vector<std::string> refusals;
   for (size_t i = 0; i < greedy.size(); ++i)

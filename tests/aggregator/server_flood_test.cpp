@@ -59,7 +59,9 @@ TEST(ServerFloodTest, APeerThatNeverReadsDoesNotStallTheServer) {
   flooder.set(zmq::sockopt::sndtimeo, 5000);  // this test must not hang either
   flooder.connect(endpoint);
   // Signed under a key the server does not derive: every join is refused.
-  auto join = protocol::encode_message(protocol::Join{"flooder", 1});
+  auto join = protocol::encode_message(
+      protocol::Join{"flooder", 1, std::string(protocol::kRunIdBytes, 'r'),
+                     std::string(protocol::kNonceBytes, 'n')});
   ASSERT_TRUE(join.ok());
   int sent = 0;
   while (sent < kFloodJoins && protocol::send_encoded(flooder, *join, "not-a-key").ok()) {

@@ -19,6 +19,10 @@ TEST(VarDefense, OptionsAreValidatedByName) {
   auto bad = make_defense("vardefense:alpha=abc");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("alpha"), std::string::npos);
+  // stod reads nan and inf; neither may pass a range check.
+  for (const char* value : {"nan", "-nan", "inf", "-inf", "NAN"}) {
+    EXPECT_FALSE(make_defense(std::string("vardefense:alpha=") + value).ok()) << value;
+  }
   auto unknown = make_defense("vardefense:gamma=1");
   EXPECT_NE(unknown.status().message().find("gamma"), std::string::npos);
   EXPECT_NE(make_defense("vardefense:share_start=0.9,share_max=0.1")

@@ -122,6 +122,7 @@ TEST(WireTest, SignedFramesCrossDealerToRouter) {
   update.round = 1;
   update.client_id = "client-9";
   update.num_samples = 32;
+  update.run_id = std::string(kRunIdBytes, 'r');
   update.tensors["fc.weight"] = torch::randn({10, 16});
   update.tensors["bn1.num_batches_tracked"] = torch::tensor(int64_t{5});
   Result<std::vector<zmq::message_t>> frames = encode_frames(update);
@@ -162,6 +163,7 @@ TEST(WireTest, SignedUpdateCrossesDealerToRouter) {
   update.round = 4;
   update.client_id = "client-7";
   update.num_samples = 600;
+  update.run_id = std::string(kRunIdBytes, 'r');
   update.tensors["conv1.weight"] = torch::randn({8, 3, 3, 3});
   update.tensors["bn1.num_batches_tracked"] = torch::tensor(int64_t{12});
   Result<std::string> payload = encode(update);
@@ -206,8 +208,10 @@ TEST(WireTest, ServerVerifiesUnderTheKeyOfTheClaimedClient) {
     return derive_client_key(kKey, id);
   };
   const std::string key2 = derive_client_key(kKey, "client-2").value();
+  const std::string run(kRunIdBytes, 'r');
+  const std::string nonce(kNonceBytes, 'n');
 
-  ASSERT_TRUE(send_message(dealer, Join{"client-1", 10}, key2).ok());
+  ASSERT_TRUE(send_message(dealer, Join{"client-1", 10, run, nonce}, key2).ok());
   Result<Received> forged = receive_message(router, key_for, true);
   ASSERT_TRUE(forged.ok());
   EXPECT_EQ(forged->client_id, "client-1");
@@ -215,7 +219,7 @@ TEST(WireTest, ServerVerifiesUnderTheKeyOfTheClaimedClient) {
   EXPECT_NE(forged->message.status().message().find("authentication failed"),
             std::string::npos);
 
-  ASSERT_TRUE(send_message(dealer, Join{"client-2", 10}, key2).ok());
+  ASSERT_TRUE(send_message(dealer, Join{"client-2", 10, run, nonce}, key2).ok());
   Result<Received> genuine = receive_message(router, key_for, true);
   ASSERT_TRUE(genuine.ok() && genuine->message.ok());
   EXPECT_EQ(genuine->client_id, "client-2");

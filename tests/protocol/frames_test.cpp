@@ -27,6 +27,7 @@ TEST(FramesTest, RoundTripBitExactWithOneFramePerTensor) {
   update.round = 2;
   update.client_id = "carol";
   update.num_samples = 10;
+  update.run_id = kRunId;
   update.tensors = sample_state();
   Result<std::vector<zmq::message_t>> frames = encode_frames(update);
   ASSERT_TRUE(frames.ok()) << frames.status().message();
@@ -37,7 +38,8 @@ TEST(FramesTest, RoundTripBitExactWithOneFramePerTensor) {
   ASSERT_TRUE(decoded.ok()) << decoded.status().message();
   expect_bit_exact(std::get<Update>(decoded.value()).tensors, update.tensors);
   // Frames without tensors: just the header.
-  Result<std::vector<zmq::message_t>> join = encode_frames(Join{"carol", 10});
+  Result<std::vector<zmq::message_t>> join =
+      encode_frames(Join{"carol", 10, kRunId, kNonce});
   ASSERT_TRUE(join.ok());
   EXPECT_EQ(join.value().size(), 1u);
   ASSERT_TRUE(decode_frames(views(join.value())).ok());

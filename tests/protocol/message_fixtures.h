@@ -11,6 +11,10 @@
 
 namespace fedvar::protocol::fixtures {
 
+// A run id and a nonce of the sizes decode() wants.
+inline const std::string kRunId(kRunIdBytes, 'r');
+inline const std::string kNonce(kNonceBytes, 'n');
+
 // A small state dict with a 0-dim I64 buffer, as ResNet's BatchNorm has.
 inline TensorMap sample_state() {
   torch::manual_seed(0);
@@ -81,6 +85,7 @@ inline Update small_update() {
   update.client_id = "alice";
   update.num_samples = 5;
   update.tensors["w"] = torch::arange(6, torch::kFloat32).reshape({2, 3});
+  update.run_id = kRunId;
   return update;
 }
 

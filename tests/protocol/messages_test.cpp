@@ -16,15 +16,32 @@ using namespace std::string_literals;
 using namespace fedvar::protocol::fixtures;
 
 TEST(MessagesTest, JoinRoundTrips) {
-  const Message m = round_trip(Join{"client-1", 1234});
+  const Message m = round_trip(Join{"client-1", 1234, kRunId, kNonce});
   const Join& join = std::get<Join>(m);
   EXPECT_EQ(join.client_id, "client-1");
   EXPECT_EQ(join.num_samples, 1234);
+  EXPECT_EQ(join.run_id, kRunId);
+  EXPECT_EQ(join.nonce, kNonce);
+}
+
+TEST(MessagesTest, HelloAndChallengeRoundTrip) {
+  EXPECT_TRUE(std::holds_alternative<Hello>(round_trip(Hello{})));
+  const Message m = round_trip(Challenge{kRunId, kNonce});
+  EXPECT_EQ(std::get<Challenge>(m).run_id, kRunId);
+  EXPECT_EQ(std::get<Challenge>(m).nonce, kNonce);
+  EXPECT_TRUE(is_unsigned_kind(MessageKind::kHello));
+  EXPECT_TRUE(is_unsigned_kind(MessageKind::kChallenge));
+  EXPECT_TRUE(is_unsigned_kind(MessageKind::kReject));
+  for (MessageKind signed_kind : {MessageKind::kJoin, MessageKind::kRoundTask,
+                                  MessageKind::kUpdate, MessageKind::kShutdown}) {
+    EXPECT_FALSE(is_unsigned_kind(signed_kind)) << kind_name(signed_kind);
+  }
 }
 
 TEST(MessagesTest, RoundTaskRoundTripsBitExact) {
   RoundTask task;
   task.round = 17;
+  task.run_id = kRunId;
   task.tensors = sample_state();
   task.config = {/*epochs=*/2,
                  /*lr=*/0.05,
@@ -35,6 +52,7 @@ TEST(MessagesTest, RoundTaskRoundTripsBitExact) {
   const Message m = round_trip(task);
   const RoundTask& got = std::get<RoundTask>(m);
   EXPECT_EQ(got.round, 17);
+  EXPECT_EQ(got.run_id, kRunId);
   EXPECT_EQ(got.config.epochs, 2);
   EXPECT_EQ(got.config.lr, 0.05);
   EXPECT_EQ(got.config.batch_size, 32);
@@ -50,6 +68,7 @@ TEST(MessagesTest, UpdateRoundTripsBitExact) {
   update.round = 0;
   update.client_id = "bob";
   update.num_samples = 60000;
+  update.run_id = kRunId;
   update.tensors = sample_state();
   // A non-contiguous view is sent as its values.
   update.tensors["t"] = torch::randn({3, 5}).t();
@@ -58,6 +77,7 @@ TEST(MessagesTest, UpdateRoundTripsBitExact) {
   EXPECT_EQ(got.round, 0);
   EXPECT_EQ(got.client_id, "bob");
   EXPECT_EQ(got.num_samples, 60000);
+  EXPECT_EQ(got.run_id, kRunId);
   expect_bit_exact(got.tensors, update.tensors);
 }
 
@@ -74,7 +94,7 @@ TEST(MessagesTest, EveryDtypeRoundTrips) {
 TEST(MessagesTest, RejectAndShutdownRoundTrip) {
   EXPECT_EQ(std::get<Reject>(round_trip(Reject{"round 3 is over"})).reason,
             "round 3 is over");
-  EXPECT_TRUE(std::holds_alternative<Shutdown>(round_trip(Shutdown{})));
+  EXPECT_EQ(std::get<Shutdown>(round_trip(Shutdown{kRunId})).run_id, kRunId);
 }
 
 TEST(MessagesTest, EncodeRejectsUndefinedAndUnsupportedTensors) {
@@ -86,10 +106,12 @@ TEST(MessagesTest, EncodeRejectsUndefinedAndUnsupportedTensors) {
 }
 
 TEST(MessagesTest, RejectsBadFieldValues) {
-  expect_rejected(encoded(Join{"", 5}), "client_id is empty");
-  expect_rejected(encoded(Join{std::string(kMaxClientIdBytes + 1, 'a'), 5}),
-                  "client_id is longer");
-  expect_rejected(encoded(Join{"alice", -1}), "num_samples must be positive");
+  expect_rejected(encoded(Join{"", 5, kRunId, kNonce}), "client_id is empty");
+  expect_rejected(
+      encoded(Join{std::string(kMaxClientIdBytes + 1, 'a'), 5, kRunId, kNonce}),
+      "client_id is longer");
+  expect_rejected(encoded(Join{"alice", -1, kRunId, kNonce}),
+                  "num_samples must be positive");
   Update update = small_update();
   update.num_samples = -5;
   expect_rejected(encoded(update), "num_samples must be positive");
@@ -99,11 +121,22 @@ TEST(MessagesTest, RejectsBadFieldValues) {
   update = small_update();
   update.client_id.clear();
   expect_rejected(encoded(update), "client_id is empty");
+  // Run ids and nonces have exactly their size.
+  update = small_update();
+  update.run_id.clear();
+  expect_rejected(encoded(update), "run_id has 0 bytes, expected 16");
+  expect_rejected(encoded(Join{"alice", 5, kRunId + "x", kNonce}),
+                  "run_id has 17 bytes, expected 16");
+  expect_rejected(encoded(Join{"alice", 5, kRunId, "short"}),
+                  "nonce has 5 bytes, expected 16");
+  expect_rejected(encoded(Challenge{kRunId, ""}), "nonce has 0 bytes");
+  expect_rejected(encoded(Shutdown{}), "run_id has 0 bytes");
 }
 
 TEST(MessagesTest, RejectsBadTrainingConfig) {
   const auto rejected = [](TrainingConfig config, const std::string& reason) {
     RoundTask task;
+    task.run_id = kRunId;
     task.config = config;
     expect_rejected(encoded(task), reason);
   };
@@ -137,15 +170,23 @@ TEST(MessagesTest, RejectsNonFiniteTensorValues) {
 }
 
 TEST(MessagesTest, RejectsWrongVersionAndUnknownKind) {
-  const std::string bytes = encoded(Join{"alice", 5});
+  const std::string bytes = encoded(Join{"alice", 5, kRunId, kNonce});
   expect_rejected(patched(bytes,
                           "\xa7"
                           "version"
-                          "\x02"s,
+                          "\x03"s,
                           "\xa7"
                           "version"
-                          "\x03"s),
-                  "protocol version 3, expected 2");
+                          "\x02"s),
+                  "protocol version 2, expected 3");
+  expect_rejected(patched(bytes,
+                          "\xa4"
+                          "kind"
+                          "\x01"s,
+                          "\xa4"
+                          "kind"
+                          "\x08"s),
+                  "unknown message kind 8");
   expect_rejected(patched(bytes,
                           "\xa4"
                           "kind"
@@ -165,7 +206,7 @@ TEST(MessagesTest, RejectsWrongVersionAndUnknownKind) {
 }
 
 TEST(MessagesTest, RejectsMissingMistypedAndUnexpectedFields) {
-  const std::string join = encoded(Join{"alice", 5});
+  const std::string join = encoded(Join{"alice", 5, kRunId, kNonce});
   expect_rejected(patched(join,
                           "\xa9"
                           "client_id"s,
@@ -185,16 +226,24 @@ TEST(MessagesTest, RejectsMissingMistypedAndUnexpectedFields) {
                           "alice"s,
                           "\x07"s),
                   "client_id is not a string");
-  // A Shutdown map grown by one unknown entry.
-  std::string shutdown = encoded(Shutdown{});
-  ASSERT_EQ(shutdown[0], '\x82');
-  shutdown[0] = '\x83';
-  expect_rejected(shutdown +
+  // A Hello map grown by one unknown entry.
+  std::string hello = encoded(Hello{});
+  ASSERT_EQ(hello[0], '\x82');
+  hello[0] = '\x83';
+  expect_rejected(hello +
                       "\xa5"
                       "extra"
                       "\x01"s,
                   "unexpected field 'extra'");
-  expect_rejected(encoded(Shutdown{}) + "\x00"s, "trailing bytes");
+  expect_rejected(encoded(Hello{}) + "\x00"s, "trailing bytes");
+  expect_rejected(patched(join,
+                          "\xa5"
+                          "nonce"
+                          "\xc4"s,
+                          "\xa5"
+                          "nonce"
+                          "\xd9"s),
+                  "nonce is not bin");
 }
 
 TEST(MessagesTest, RejectsBadTensors) {

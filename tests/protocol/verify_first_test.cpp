@@ -32,7 +32,7 @@ TEST(VerifyFirstTest, AForgedUpdateIsRefusedBeforeItsTensorsAreDecoded) {
 
   // A NaN that decoding would refuse, under a key that is not client-1's:
   // the refusal must be the authentication, which comes first.
-  Update forged{1, "client-1", 10, {}};
+  Update forged{1, "client-1", 10, {}, std::string(kRunIdBytes, 'r')};
   forged.tensors["fc.weight"] =
       torch::full({4, 4}, std::numeric_limits<float>::quiet_NaN());
   ASSERT_TRUE(

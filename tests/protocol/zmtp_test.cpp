@@ -140,5 +140,40 @@ TEST(ZmtpRouterTest, TalksToALibzmqDealer) {
   EXPECT_FALSE(router.send("no such peer", none).ok());
 }
 
+// A peer that closes its connection is reported once, as closed with no
+// reason, after the messages it sent; a send to it then fails.
+TEST(ZmtpRouterTest, ReportsAConnectionThePeerClosed) {
+  zmq::context_t context;
+  ZmtpRouter router(context);
+  ASSERT_TRUE(router.bind("tcp://127.0.0.1:*", {{3, 20000}, 0}).ok());
+  {
+    zmq::socket_t dealer(context, zmq::socket_type::dealer);
+    dealer.set(zmq::sockopt::linger, 5000);
+    dealer.connect(router.endpoint());
+    ASSERT_TRUE(dealer.send(zmq::buffer(std::string("bye")), zmq::send_flags::none));
+  }  // closed once its message is out
+  std::vector<Inbound> got;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (got.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    zmq::pollitem_t items[] = {{router.socket().handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 1, std::chrono::milliseconds(100));
+    ASSERT_TRUE(router.read_available(64).ok());
+    while (auto in = router.pop()) got.push_back(std::move(*in));
+  }
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].message.frames, std::vector<std::string>{"bye"});
+  EXPECT_FALSE(got[0].closed);
+  EXPECT_TRUE(got[1].closed);
+  EXPECT_TRUE(got[1].message.refused.empty()) << got[1].message.refused;
+  EXPECT_EQ(got[1].identity, got[0].identity);
+  std::vector<zmq::message_t> reply;
+  reply.emplace_back(std::string("late"));
+  EXPECT_FALSE(router.send(got[0].identity, reply).ok());
+  zmq::pollitem_t items[] = {{router.socket().handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::poll(items, 1, std::chrono::milliseconds(200));
+  ASSERT_TRUE(router.read_available(64).ok());
+  EXPECT_FALSE(router.pop().has_value()) << "a closed connection is reported once";
+}
+
 }  // namespace
 }  // namespace fedvar::protocol
