@@ -75,8 +75,9 @@ void register_purify(CLI::App& app, Commands& commands) {
       ->check(CLI::IsMember({"train", "test"}));
   cmd->add_option("--range", args->range, "The clean rows, A:B (e.g. -1000:)")
       ->required();
-  cmd->add_option("--defense", args->defense,
-                  "NAME[:key=value,...]: vardefense, fine-pruning, nad, fine-tuning");
+  cmd->add_option(
+      "--defense", args->defense,
+      "NAME[:key=value,...]: vardefense, fine-pruning, nad, fine-tuning, fst, anp");
   cmd->add_option("--acc-budget", args->acc_budget,
                   "vardefense: pick alpha so holdout ACC stays within P points");
   add_arch_flags(*cmd, args->arch);

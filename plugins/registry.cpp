@@ -1,7 +1,9 @@
 #include "plugins/registry.h"
 
+#include "plugins/anp.h"
 #include "plugins/fine_pruning.h"
 #include "plugins/fine_tuning.h"
+#include "plugins/fst.h"
 #include "plugins/nad.h"
 #include "plugins/vardefense.h"
 
@@ -17,7 +19,7 @@ Result<std::unique_ptr<Defense>> build(const Options& options) {
 }  // namespace
 
 std::vector<std::string> defense_names() {
-  return {"vardefense", "fine-pruning", "nad", "fine-tuning"};
+  return {"vardefense", "fine-pruning", "nad", "fine-tuning", "fst", "anp"};
 }
 
 Result<std::unique_ptr<Defense>> make_defense(const std::string& name,
@@ -26,6 +28,8 @@ Result<std::unique_ptr<Defense>> make_defense(const std::string& name,
   if (name == "fine-pruning") return build<FinePruning, FinePruningOptions>(options);
   if (name == "nad") return build<Nad, NadOptions>(options);
   if (name == "fine-tuning") return build<FineTuning, FineTuningOptions>(options);
+  if (name == "fst") return build<Fst, FstOptions>(options);
+  if (name == "anp") return build<Anp, AnpOptions>(options);
   std::string known;
   for (const auto& n : defense_names()) known += (known.empty() ? "" : ", ") + n;
   return Status::InvalidArgument("unknown defense '" + name + "' (known: " + known + ")");
@@ -45,6 +49,14 @@ std::vector<DefenseInfo> defense_catalog() {
        NadOptions::table().describe(NadOptions{})},
       {"fine-tuning", "Fine-tuning on the clean set: the baseline",
        FineTuningOptions::table().describe(FineTuningOptions{})},
+      {"fst",
+       "Feature Shift Tuning (Min et al. 2023): re-initialise the head, fine-tune with "
+       "a penalty on its alignment with the old head",
+       FstOptions::table().describe(FstOptions{})},
+      {"anp",
+       "Adversarial Neuron Pruning (Wu & Wang 2021): learn BatchNorm neuron masks under "
+       "adversarial perturbation, prune the low ones within a holdout ACC budget",
+       AnpOptions::table().describe(AnpOptions{})},
   };
 }
 

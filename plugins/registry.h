@@ -1,5 +1,5 @@
 // Defenses by name, so that the CLI and the federated server pick one with
-// "name:key=value,...": vardefense, fine-pruning, nad, fine-tuning.
+// "name:key=value,...": vardefense, fine-pruning, nad, fine-tuning, fst, anp.
 #pragma once
 
 #include <nlohmann/json.hpp>
