@@ -5,6 +5,7 @@
 #include "cli/common.h"
 #include "core/log.h"
 #include "core/model_io.h"
+#include "plugins/chain.h"
 #include "plugins/registry.h"
 
 namespace fedvar::cli {
@@ -45,6 +46,10 @@ Result<plugins::DefenseContext> make_context(const PurifyArgs& a, const LoadedMo
 Status run_purify(const PurifyArgs& a, nlohmann::json& report) {
   std::string spec = a.defense;
   if (a.acc_budget >= 0) {
+    if (plugins::split_chain(spec).size() > 1) {
+      return Status::InvalidArgument(
+          "--acc-budget takes one defense; in a chain give the step acc_budget=P");
+    }
     spec += (spec.find(':') == std::string::npos ? ":" : ",") +
             std::string("acc_budget=") + std::to_string(a.acc_budget);
   }
@@ -77,7 +82,8 @@ void register_purify(CLI::App& app, Commands& commands) {
       ->required();
   cmd->add_option(
       "--defense", args->defense,
-      "NAME[:key=value,...]: vardefense, fine-pruning, nad, fine-tuning, fst, anp");
+      "NAME[:key=value,...]: vardefense, fine-pruning, nad, fine-tuning, fst, anp, "
+      "sau, i-bau; A+B runs A, then B on its output");
   cmd->add_option("--acc-budget", args->acc_budget,
                   "vardefense: pick alpha so holdout ACC stays within P points");
   add_arch_flags(*cmd, args->arch);

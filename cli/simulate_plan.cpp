@@ -22,7 +22,8 @@ std::string file_part(const std::string& spec) {
   for (char c : spec) {
     if (c == ':' || c == ',') {
       name += '-';
-    } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.') {
+    } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ||
+               c == '+') {
       name += c;
     }
   }

@@ -25,6 +25,7 @@ struct TrainArgs {
   std::string stem = "cifar";
   int epochs = 3;
   double lr = 0.01;
+  bool cosine = false;
   int64_t batch_size = 128;
   uint64_t seed = 0;
   ComputeFlags compute;
@@ -50,6 +51,7 @@ Status run_train(const TrainArgs& a, nlohmann::json& report) {
   TrainOptions opts;
   opts.epochs = a.epochs;
   opts.lr = a.lr;
+  opts.cosine = a.cosine;
   opts.batch_size = a.batch_size;
   opts.seed = a.seed;
   opts.device = device;
@@ -101,6 +103,8 @@ Status run_train(const TrainArgs& a, nlohmann::json& report) {
               {"width", arch.width}}},
             {"train_images", train.size()},
             {"epochs", a.epochs},
+            {"lr", a.lr},
+            {"cosine", a.cosine},
             {"normalize", opts.normalization.to_string()},
             {"train_seconds", seconds},
             {"device", device.str()}};
@@ -144,6 +148,8 @@ void register_train(CLI::App& app, Commands& commands) {
       ->check(CLI::IsMember({"cifar", "imagenet"}));
   cmd->add_option("--epochs", args->epochs, "Epochs")->check(CLI::Range(1, 1000));
   cmd->add_option("--lr", args->lr, "SGD learning rate (momentum 0.9)");
+  cmd->add_flag("--cosine", args->cosine,
+                "Anneal the learning rate to 0 along a half cosine over all steps");
   cmd->add_option("--batch-size", args->batch_size, "Mini-batch size")
       ->check(CLI::Range(1, 65536));
   cmd->add_option("--seed", args->seed, "Seed for init, shuffling and poisoning");

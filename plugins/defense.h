@@ -65,6 +65,9 @@ class Defense {
   // ACC of the model as given. May throw libtorch's exceptions.
   virtual Result<nlohmann::json> purify(ResNet18& model, const CleanSplit& split,
                                         double acc_before, const DefenseContext& ctx) = 0;
+
+ private:
+  friend class DefenseChain;  // reads its steps' holdout share
 };
 
 // A defense whose options struct OptionsT has a table() and a `holdout`

@@ -1,10 +1,13 @@
 #include "plugins/registry.h"
 
 #include "plugins/anp.h"
+#include "plugins/chain.h"
 #include "plugins/fine_pruning.h"
 #include "plugins/fine_tuning.h"
 #include "plugins/fst.h"
+#include "plugins/ibau.h"
 #include "plugins/nad.h"
+#include "plugins/sau.h"
 #include "plugins/vardefense.h"
 
 namespace fedvar::plugins {
@@ -19,7 +22,8 @@ Result<std::unique_ptr<Defense>> build(const Options& options) {
 }  // namespace
 
 std::vector<std::string> defense_names() {
-  return {"vardefense", "fine-pruning", "nad", "fine-tuning", "fst", "anp"};
+  return {"vardefense", "fine-pruning", "nad", "fine-tuning",
+          "fst",        "anp",          "sau", "i-bau"};
 }
 
 Result<std::unique_ptr<Defense>> make_defense(const std::string& name,
@@ -30,6 +34,8 @@ Result<std::unique_ptr<Defense>> make_defense(const std::string& name,
   if (name == "fine-tuning") return build<FineTuning, FineTuningOptions>(options);
   if (name == "fst") return build<Fst, FstOptions>(options);
   if (name == "anp") return build<Anp, AnpOptions>(options);
+  if (name == "sau") return build<Sau, SauOptions>(options);
+  if (name == "i-bau") return build<Ibau, IbauOptions>(options);
   std::string known;
   for (const auto& n : defense_names()) known += (known.empty() ? "" : ", ") + n;
   return Status::InvalidArgument("unknown defense '" + name + "' (known: " + known + ")");
@@ -57,10 +63,29 @@ std::vector<DefenseInfo> defense_catalog() {
        "Adversarial Neuron Pruning (Wu & Wang 2021): learn BatchNorm neuron masks under "
        "adversarial perturbation, prune the low ones within a holdout ACC budget",
        AnpOptions::table().describe(AnpOptions{})},
+      {"sau",
+       "Shared Adversarial Unlearning (Wei et al. 2023): unlearn adversarial examples "
+       "the model shares with its frozen backdoored copy",
+       SauOptions::table().describe(SauOptions{})},
+      {"i-bau",
+       "Implicit Backdoor Adversarial Unlearning (Zeng et al. 2022): min-max over a "
+       "universal perturbation, the model updated by the implicit hypergradient",
+       IbauOptions::table().describe(IbauOptions{})},
   };
 }
 
 Result<std::unique_ptr<Defense>> make_defense(const std::string& spec) {
+  const auto chain = split_chain(spec);
+  if (chain.size() > 1) {
+    std::vector<std::unique_ptr<Defense>> steps;
+    for (const auto& step : chain) {
+      if (step.empty())
+        return Status::InvalidArgument("empty step in defense chain '" + spec + "'");
+      FEDVAR_ASSIGN_OR_RETURN(auto defense, make_defense(step));
+      steps.push_back(std::move(defense));
+    }
+    return std::unique_ptr<Defense>(std::make_unique<DefenseChain>(std::move(steps)));
+  }
   const Spec parts = split_spec(spec);
   FEDVAR_ASSIGN_OR_RETURN(auto options, parse_options(parts.options));
   return make_defense(parts.name, options);

@@ -1,5 +1,6 @@
 // Defenses by name, so that the CLI and the federated server pick one with
-// "name:key=value,...": vardefense, fine-pruning, nad, fine-tuning, fst, anp.
+// "name:key=value,...": vardefense, fine-pruning, nad, fine-tuning, fst, anp,
+// sau, i-bau.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -18,7 +19,8 @@ std::vector<std::string> defense_names();
 // Unknown name or bad option: kInvalidArgument naming it.
 Result<std::unique_ptr<Defense>> make_defense(const std::string& name,
                                               const Options& options);
-// "vardefense:alpha=1,layers=2" or just "nad".
+// "vardefense:alpha=1,layers=2" or just "nad"; "A+B" runs A, then B on A's
+// output (plugins/chain.h).
 Result<std::unique_ptr<Defense>> make_defense(const std::string& spec);
 
 // One defense as `fedvar defenses` lists it: what it is, and its options

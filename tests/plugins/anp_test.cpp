@@ -9,6 +9,7 @@
 #include "core/metrics.h"
 #include "core/model_io.h"
 #include "plugins/registry.h"
+#include "tests/support/defense_options.h"
 #include "tests/support/poisoned_fixture.h"
 
 namespace fedvar::plugins {
@@ -98,15 +99,10 @@ TEST(Anp, PerturbationMasksBatchNormWeightsAndRestoresThem) {
 TEST(Anp, BadOptionsAreErrorsNamingTheOption) {
   EXPECT_TRUE(make_defense("anp").ok());
   EXPECT_TRUE(make_defense("anp:iterations=100,eps=0.3,max_acc_drop=1").ok());
-  for (const char* bad :
-       {"eps=1.5", "eps=-0.1", "alpha=2", "iterations=-1", "pgd_steps=0", "mask_lr=abc",
-        "max_acc_drop=-1", "threshold_step=0", "threshold_max=1.2", "holdout=0",
-        "batch_size=0"}) {
-    auto r = make_defense(std::string("anp:") + bad);
-    ASSERT_FALSE(r.ok()) << bad;
-    const std::string key = std::string(bad).substr(0, std::string(bad).find('='));
-    EXPECT_NE(r.status().message().find(key), std::string::npos) << r.status().message();
-  }
+  testing::expect_bad_options_named(
+      "anp", {"eps=1.5", "eps=-0.1", "alpha=2", "iterations=-1", "pgd_steps=0",
+              "mask_lr=abc", "max_acc_drop=-1", "threshold_step=0", "threshold_max=1.2",
+              "holdout=0", "batch_size=0"});
   auto unknown = make_defense("anp:threshold=0.2");
   ASSERT_FALSE(unknown.ok());
   EXPECT_NE(unknown.status().message().find("threshold"), std::string::npos);
@@ -120,42 +116,29 @@ TEST(Anp, BadOptionsAreErrorsNamingTheOption) {
 TEST(Anp, PrunesTheFixturesBackdoorWithinTheHoldoutAccBudget) {
   auto f = testing::make_poisoned_fixture();
   ASSERT_TRUE(f.model) << "Fashion-MNIST missing or training failed";
-  EvalOptions eval{f.normalization};
-  const double acc0 = accuracy_percent(f.model, f.test, eval).value();
-  const double asr0 =
-      attack_success_percent(f.model, f.test, f.trigger, f.target, eval).value();
-  ASSERT_GT(asr0, 90.0);
+  const auto before = testing::score(f.model, f);
+  ASSERT_GT(before.asr, 90.0);
 
-  DefenseContext ctx;
-  ctx.clean = load_dataset(FEDVAR_FASHION_MNIST, "train")->slice(59000, 60000);
-  ctx.normalization = f.normalization;
-  ctx.progress = [](const std::string& line) { std::cerr << line << "\n"; };
-  auto model = clone_model(f.model);
-  auto defense = make_defense("anp:iterations=40,batch_size=64");
-  ASSERT_TRUE(defense.ok());
-  auto report = (*defense)->apply(model, ctx);
-  ASSERT_TRUE(report.ok()) << report.status().message();
-  const double acc = accuracy_percent(model, f.test, eval).value();
-  const double asr =
-      attack_success_percent(model, f.test, f.trigger, f.target, eval).value();
-  std::cerr << "anp: ACC " << acc0 << " -> " << acc << ", ASR " << asr0 << " -> " << asr
-            << ", report " << report->dump() << "\n";
-  EXPECT_FALSE(model->is_training());
+  const auto run = testing::run_defense(f, "anp:iterations=40,batch_size=64",
+                                        testing::clean_context(f));
+  ASSERT_TRUE(run.error.empty()) << run.error;
+  const auto& report = run.report;
+  EXPECT_FALSE(run.model->is_training());
   // The budget, on the holdout the threshold was chosen on.
-  const double budget = (*report)["options"]["max_acc_drop"].get<double>();
-  EXPECT_GE((*report)["acc_after"].get<double>(),
-            (*report)["acc_before"].get<double>() - budget);
+  const double budget = report["options"]["max_acc_drop"].get<double>();
+  EXPECT_GE(report["acc_after"].get<double>(),
+            report["acc_before"].get<double>() - budget);
   // The threshold is the largest tried within it.
-  ASSERT_FALSE((*report)["threshold"].is_null());
-  const double chosen = (*report)["threshold"].get<double>();
-  for (const auto& row : (*report)["thresholds"]) {
+  ASSERT_FALSE(report["threshold"].is_null());
+  const double chosen = report["threshold"].get<double>();
+  for (const auto& row : report["thresholds"]) {
     if (row["threshold"].get<double>() > chosen + 1e-12) {
-      EXPECT_LT(row["acc"].get<double>(), (*report)["acc_before"].get<double>() - budget);
+      EXPECT_LT(row["acc"].get<double>(), report["acc_before"].get<double>() - budget);
     }
   }
-  EXPECT_GT((*report)["pruned_total"].get<int>(), 0);
-  EXPECT_LT(asr, asr0 - 40.0);
-  EXPECT_GT(acc, acc0 - 10.0);
+  EXPECT_GT(report["pruned_total"].get<int>(), 0);
+  EXPECT_LT(run.after.asr, before.asr - 40.0);
+  EXPECT_GT(run.after.acc, before.acc - 10.0);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "core/metrics.h"
 #include "core/model_io.h"
 #include "plugins/registry.h"
+#include "tests/support/defense_options.h"
 #include "tests/support/poisoned_fixture.h"
 
 namespace fedvar::plugins {
@@ -55,13 +56,9 @@ TEST(Fst, HeadIsReinitialisedWithinTheLinearBoundBySeed) {
 TEST(Fst, BadOptionsAreErrorsNamingTheOption) {
   EXPECT_TRUE(make_defense("fst").ok());
   EXPECT_TRUE(make_defense("fst:alpha=0.1,epochs=5,lr=0.02,cosine=0").ok());
-  for (const char* bad : {"alpha=-1", "alpha=abc", "epochs=-2", "lr=nan", "holdout=0.95",
-                          "batch_size=0", "cosine=2"}) {
-    auto r = make_defense(std::string("fst:") + bad);
-    ASSERT_FALSE(r.ok()) << bad;
-    const std::string key = std::string(bad).substr(0, std::string(bad).find('='));
-    EXPECT_NE(r.status().message().find(key), std::string::npos) << r.status().message();
-  }
+  testing::expect_bad_options_named(
+      "fst", {"alpha=-1", "alpha=abc", "epochs=-2", "lr=nan", "holdout=0.95",
+              "batch_size=0", "cosine=2"});
   auto unknown = make_defense("fst:beta=1");
   ASSERT_FALSE(unknown.ok());
   EXPECT_NE(unknown.status().message().find("beta"), std::string::npos);
@@ -74,36 +71,23 @@ TEST(Fst, BadOptionsAreErrorsNamingTheOption) {
 TEST(Fst, LowersTheFixturesAsrAndKeepsAccAndTheHeadNorm) {
   auto f = testing::make_poisoned_fixture();
   ASSERT_TRUE(f.model) << "Fashion-MNIST missing or training failed";
-  EvalOptions eval{f.normalization};
-  const double acc0 = accuracy_percent(f.model, f.test, eval).value();
-  const double asr0 =
-      attack_success_percent(f.model, f.test, f.trigger, f.target, eval).value();
-  ASSERT_GT(asr0, 90.0);
+  const auto before = testing::score(f.model, f);
+  ASSERT_GT(before.asr, 90.0);
 
-  DefenseContext ctx;
-  ctx.clean = load_dataset(FEDVAR_FASHION_MNIST, "train")->slice(59000, 60000);
-  ctx.normalization = f.normalization;
+  auto ctx = testing::clean_context(f);
   int lines = 0;
   ctx.progress = [&](const std::string&) { ++lines; };
-  auto model = clone_model(f.model);
-  auto defense = make_defense("fst");
-  ASSERT_TRUE(defense.ok());
-  auto report = (*defense)->apply(model, ctx);
-  ASSERT_TRUE(report.ok()) << report.status().message();
-  const double acc = accuracy_percent(model, f.test, eval).value();
-  const double asr =
-      attack_success_percent(model, f.test, f.trigger, f.target, eval).value();
-  std::cerr << "fst: ACC " << acc0 << " -> " << acc << ", ASR " << asr0 << " -> " << asr
-            << ", report " << report->dump() << "\n";
-  EXPECT_EQ((*report)["defense"], "fst");
-  EXPECT_EQ((*report)["holdout_images"], 100);
+  const auto run = testing::run_defense(f, "fst", ctx);
+  ASSERT_TRUE(run.error.empty()) << run.error;
+  EXPECT_EQ(run.report["defense"], "fst");
+  EXPECT_EQ(run.report["holdout_images"], 100);
   EXPECT_GT(lines, 10);  // one per epoch and the head's
-  EXPECT_FALSE(model->is_training());
-  const double norm = model->named_parameters()["fc.weight"].norm().item<double>();
-  EXPECT_NEAR(norm, (*report)["head_norm"].get<double>(), 1e-3 * norm);
-  EXPECT_LT((*report)["head_cosine"].get<double>(), 0.5);
-  EXPECT_LT(asr, asr0 - 40.0);
-  EXPECT_GT(acc, acc0 - 10.0);
+  EXPECT_FALSE(run.model->is_training());
+  const double norm = run.model->named_parameters()["fc.weight"].norm().item<double>();
+  EXPECT_NEAR(norm, run.report["head_norm"].get<double>(), 1e-3 * norm);
+  EXPECT_LT(run.report["head_cosine"].get<double>(), 0.5);
+  EXPECT_LT(run.after.asr, before.asr - 40.0);
+  EXPECT_GT(run.after.acc, before.acc - 10.0);
 }
 
 }  // namespace

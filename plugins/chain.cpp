@@ -1,0 +1,56 @@
+#include "plugins/chain.h"
+
+#include <cctype>
+
+namespace fedvar::plugins {
+
+DefenseChain::DefenseChain(std::vector<std::unique_ptr<Defense>> steps)
+    : steps_(std::move(steps)) {}
+
+std::string DefenseChain::name() const {
+  std::string joined;
+  for (const auto& step : steps_) joined += (joined.empty() ? "" : "+") + step->name();
+  return joined;
+}
+
+double DefenseChain::holdout() const { return steps_.front()->holdout(); }
+
+nlohmann::json DefenseChain::options() const {
+  auto all = nlohmann::json::array();
+  for (const auto& step : steps_) all.push_back(step->options());
+  return all;
+}
+
+Result<nlohmann::json> DefenseChain::purify(ResNet18& model, const CleanSplit& /*split*/,
+                                            double /*acc_before*/,
+                                            const DefenseContext& ctx) {
+  nlohmann::json report = {{"steps", nlohmann::json::array()}};
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const std::string label = "step " + std::to_string(i + 1) + "/" +
+                              std::to_string(steps_.size()) + " (" + steps_[i]->name() +
+                              ")";
+    ctx.say(name() + ": " + label);
+    auto step = steps_[i]->apply(model, ctx);
+    if (!step.ok()) return step.status().with_context(label);
+    report["seconds"][std::to_string(i + 1) + "-" + steps_[i]->name()] =
+        (*step)["seconds"]["total"];
+    report["steps"].push_back(std::move(*step));
+  }
+  return report;
+}
+
+std::vector<std::string> split_chain(const std::string& spec) {
+  std::vector<std::string> steps(1);
+  for (size_t i = 0; i < spec.size(); ++i) {
+    const bool next_is_letter =
+        i + 1 < spec.size() && std::isalpha(static_cast<unsigned char>(spec[i + 1]));
+    if (spec[i] == '+' && next_is_letter) {
+      steps.emplace_back();
+    } else {
+      steps.back() += spec[i];
+    }
+  }
+  return steps;
+}
+
+}  // namespace fedvar::plugins
