@@ -104,7 +104,8 @@ Result<std::string> load_key(const std::string& key_file, KeyRole role) {
   const char* env_var = client ? "FEDVAR_CLIENT_KEY" : "FEDVAR_KEY";
   std::string key;
   if (!key_file.empty()) {
-    FEDVAR_ASSIGN_OR_RETURN(key, read_file(key_file));
+    constexpr uint64_t kMaxKeyBytes = 1 << 16;
+    FEDVAR_ASSIGN_OR_RETURN(key, read_file(key_file, kMaxKeyBytes));
     while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
   } else if (const char* env = std::getenv(env_var)) {
     key = env;

@@ -47,7 +47,7 @@ Result<int64_t> largest_shard(const SimulateArgs& a, const Dataset& pool) {
 Result<std::string> wait_for_endpoint(simulate::ProcessGroup& group, pid_t server,
                                       const std::string& path) {
   for (int i = 0; i < 6000 && !stop_requested(); ++i) {
-    auto text = read_file(path);
+    auto text = read_file(path, /*max_bytes=*/4096);
     if (text.ok() && !text.value().empty()) {
       std::string endpoint = text.value();
       while (!endpoint.empty() && endpoint.back() == '\n') endpoint.pop_back();

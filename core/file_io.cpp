@@ -50,7 +50,7 @@ Status write_all(int fd, const std::string& contents, const std::string& path) {
 
 }  // namespace
 
-Result<std::string> read_file(const std::string& path) {
+Result<std::string> read_file(const std::string& path, uint64_t max_bytes) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno_status("opening " + path, errno);
   std::string bytes;
@@ -64,6 +64,11 @@ Result<std::string> read_file(const std::string& path) {
       return errno_status("reading " + path, err);
     }
     if (n == 0) break;
+    if (bytes.size() + static_cast<uint64_t>(n) > max_bytes) {
+      ::close(fd);
+      return Status::InvalidArgument(path + " holds more than the limit of " +
+                                     std::to_string(max_bytes) + " bytes");
+    }
     bytes.append(buffer, static_cast<size_t>(n));
   }
   ::close(fd);

@@ -12,8 +12,12 @@
 
 namespace fedvar {
 
-// Reads all of `path`, whatever it is (a key may come from a pipe).
-Result<std::string> read_file(const std::string& path);
+// Reads all of `path`, whatever it is (a key may come from a pipe); more
+// than `max_bytes` is kInvalidArgument once that much has been read, so
+// /dev/zero or an endless pipe cannot grow a reader's memory without end.
+inline constexpr uint64_t kReadFileLimit = uint64_t{1} << 28;  // 256 MiB
+Result<std::string> read_file(const std::string& path,
+                              uint64_t max_bytes = kReadFileLimit);
 
 // A regular file open for reading, closed when destroyed. Untrusted inputs
 // (models, data sets) go through here: a device, FIFO or directory never

@@ -231,7 +231,8 @@ TEST(FederationTest, BadInputGetsAClearErrorAndExitCode2) {
 }
 
 // fedvar client-key derives what the server derives (protocol/auth.h), into
-// a key file only its owner reads; without the federation key it says so.
+// a key file only its owner reads; without the federation key, or with a
+// key file without end, it says so.
 TEST(FederationTest, ClientKeyCommandDerivesTheServersKey) {
   TempDir dir;
   auto r = run_command("FEDVAR_KEY=" + kKey + " " + kFedvar + " client-key --id c7");
@@ -247,6 +248,10 @@ TEST(FederationTest, ClientKeyCommandDerivesTheServersKey) {
   r = run_command("env -u FEDVAR_KEY " + kFedvar + " client-key --id c7 2>&1");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("FEDVAR_KEY"), std::string::npos) << r.output;
+  // A key file without end is refused, not read into memory.
+  r = run_command(kFedvar + " client-key --id c7 --key-file /dev/zero 2>&1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("more than the limit"), std::string::npos) << r.output;
 }
 
 }  // namespace

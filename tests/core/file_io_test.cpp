@@ -1,5 +1,6 @@
 // core/file_io: InputFile and read_regular_file take regular files only, and
-// read_regular_file refuses a file over its limit before reading it.
+// read_regular_file refuses a file over its limit before reading it;
+// read_file takes any file and stops at its limit.
 #include "core/file_io.h"
 
 #include <gtest/gtest.h>
@@ -70,6 +71,23 @@ TEST(ReadRegularFile, ReadsWholeFilesUpToTheLimit) {
   ASSERT_FALSE(over.ok());
   EXPECT_EQ(over.status().code(), Code::kInvalidArgument);
   EXPECT_TRUE(has(over.status().message(), "1000 bytes, over the limit of 999"));
+}
+
+// read_file takes what read_regular_file refuses (a key from a pipe) but
+// stops at its limit: /dev/zero is an error, not an endless allocation.
+TEST(ReadFile, ReadsAnyFileUpToTheLimit) {
+  TempDir dir;
+  ASSERT_TRUE(write_file_atomic(dir.file("a"), std::string(1000, 'k')).ok());
+  EXPECT_EQ(read_file(dir.file("a"), 1000).value(), std::string(1000, 'k'));
+  auto over = read_file(dir.file("a"), 999);
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), Code::kInvalidArgument);
+  EXPECT_TRUE(has(over.status().message(), "more than the limit of 999 bytes"));
+  auto endless = read_file("/dev/zero", 1 << 20);
+  ASSERT_FALSE(endless.ok());
+  EXPECT_EQ(endless.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(read_file("/dev/null").value(), "");
+  EXPECT_EQ(read_file(dir.file("missing")).status().code(), Code::kNotFound);
 }
 
 }  // namespace
