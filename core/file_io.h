@@ -15,7 +15,7 @@ namespace fedvar {
 // Reads all of `path`, whatever it is (a key may come from a pipe); more
 // than `max_bytes` is kInvalidArgument once that much has been read, so
 // /dev/zero or an endless pipe cannot grow a reader's memory without end.
-inline constexpr uint64_t kReadFileLimit = uint64_t{1} << 28;  // 256 MiB
+inline constexpr uint64_t kReadFileLimit = uint64_t{1} << 30;  // 1 GiB
 Result<std::string> read_file(const std::string& path,
                               uint64_t max_bytes = kReadFileLimit);
 

@@ -1,9 +1,9 @@
 // Defenses in sequence, e.g. "vardefense+fst": variance pruning, then Feature
-// Shift Tuning on its output. Every step gets the same clean set and seed, so
-// steps with the same holdout share hold out the same images, and none trains
-// on images another step judges by. Being a Defense, a chain serves wherever
-// a spec does: purify, the federation's after-rules, the C ABI, Python and
-// the defend service.
+// Shift Tuning on its output. Every step gets the same clean set and seed;
+// the split is nested (a smaller holdout share is the start of a larger
+// one), so the chain judges by the smallest share's images, which no step
+// trained on. Being a Defense, a chain serves wherever a spec does: purify,
+// the federation's after-rules, the C ABI, Python and the defend service.
 #pragma once
 
 #include <memory>
@@ -14,21 +14,12 @@
 
 namespace fedvar::plugins {
 
-class DefenseChain : public Defense {
- public:
-  explicit DefenseChain(std::vector<std::unique_ptr<Defense>> steps);
-  std::string name() const override;  // the steps' names joined by '+'
+inline constexpr size_t kMaxChainSteps = 8;
 
- protected:
-  double holdout() const override;          // the first step's
-  nlohmann::json options() const override;  // [each step's options]
-  // Report: {"steps": [each step's report]}.
-  Result<nlohmann::json> purify(ResNet18& model, const CleanSplit& split,
-                                double acc_before, const DefenseContext& ctx) override;
-
- private:
-  std::vector<std::unique_ptr<Defense>> steps_;
-};
+// The chain of `steps` (1..kMaxChainSteps, else kInvalidArgument). Its name
+// joins theirs with '+'; its report adds "steps", each step's full report,
+// and its options are a list, one object per step.
+Result<std::unique_ptr<Defense>> make_chain(std::vector<std::unique_ptr<Defense>> steps);
 
 // The steps of a chain spec: "vardefense:preset=one-shot+fst" ->
 // {"vardefense:preset=one-shot", "fst"}. It splits at each '+' followed by a

@@ -76,15 +76,20 @@ std::vector<DefenseInfo> defense_catalog() {
 
 Result<std::unique_ptr<Defense>> make_defense(const std::string& spec) {
   const auto chain = split_chain(spec);
+  if (chain.size() > kMaxChainSteps) {
+    return Status::InvalidArgument("a defense chain takes at most " +
+                                   std::to_string(kMaxChainSteps) + " steps");
+  }
   if (chain.size() > 1) {
     std::vector<std::unique_ptr<Defense>> steps;
     for (const auto& step : chain) {
-      if (step.empty())
+      if (step.empty()) {
         return Status::InvalidArgument("empty step in defense chain '" + spec + "'");
+      }
       FEDVAR_ASSIGN_OR_RETURN(auto defense, make_defense(step));
       steps.push_back(std::move(defense));
     }
-    return std::unique_ptr<Defense>(std::make_unique<DefenseChain>(std::move(steps)));
+    return make_chain(std::move(steps));
   }
   const Spec parts = split_spec(spec);
   FEDVAR_ASSIGN_OR_RETURN(auto options, parse_options(parts.options));

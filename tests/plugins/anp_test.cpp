@@ -119,10 +119,10 @@ TEST(Anp, PrunesTheFixturesBackdoorWithinTheHoldoutAccBudget) {
   const auto before = testing::score(f.model, f);
   ASSERT_GT(before.asr, 90.0);
 
-  const auto run = testing::run_defense(f, "anp:iterations=40,batch_size=64",
-                                        testing::clean_context(f));
+  auto run = testing::run_defense(f, "anp:iterations=40,batch_size=64",
+                                  testing::clean_context(f));
   ASSERT_TRUE(run.error.empty()) << run.error;
-  const auto& report = run.report;
+  auto& report = run.report;
   EXPECT_FALSE(run.model->is_training());
   // The budget, on the holdout the threshold was chosen on.
   const double budget = report["options"]["max_acc_drop"].get<double>();

@@ -37,6 +37,13 @@ TEST(Chain, RegistryBuildsChainsAndNamesTheBadStep) {
             std::string::npos);
   EXPECT_NE(make_defense("fine-tuning+nope").status().message().find("nope"),
             std::string::npos);
+  std::string long_chain = "nad";
+  for (size_t i = 1; i < kMaxChainSteps; ++i) long_chain += "+nad";
+  EXPECT_TRUE(make_defense(long_chain).ok());
+  auto too_long = make_defense(long_chain + "+nad");
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_NE(too_long.status().message().find("at most"), std::string::npos);
+  EXPECT_FALSE(make_chain({}).ok());
 }
 
 double max_difference(ResNet18& a, ResNet18& b) {
@@ -77,6 +84,24 @@ TEST(Chain, IsItsStepsInSequenceWithOneReportEach) {
   EXPECT_EQ((*report)["steps"][1]["acc_after"], (*report)["acc_after"]);
   EXPECT_EQ((*report)["options"].size(), 2u);
   EXPECT_EQ((*report)["options"][1]["epochs"], 1);
+}
+
+// With different holdout shares the chain judges by the smallest, which lies
+// inside every step's holdout (the split is nested): no step trained on it.
+TEST(Chain, JudgesByTheSmallestHoldout) {
+  torch::manual_seed(1);
+  ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
+  auto ctx = testing::random_context(60);
+  auto chain = make_defense(
+      "fine-tuning:epochs=1,batch_size=16,holdout=0.3+fst:epochs=1,batch_size=16,holdout="
+      "0.1");
+  ASSERT_TRUE(chain.ok());
+  auto report = (*chain)->apply(model, ctx);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  EXPECT_EQ((*report)["holdout_images"], 6);
+  EXPECT_EQ((*report)["steps"][0]["holdout_images"], 18);
+  EXPECT_EQ((*report)["steps"][1]["holdout_images"], 6);
+  EXPECT_EQ((*report)["acc_after"], (*report)["steps"][1]["acc_after"]);
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ TEST(Defenses, EachRunsOnTheFixtureAndVarDefenseRemovesTheBackdoor) {
     for (const std::string name : {"vardefense", "fine-pruning", "nad", "fine-tuning"}) {
       const bool repeated = name == "vardefense" || name == "fine-tuning";
       if (seed > 0 && !repeated) continue;
-      const auto run = testing::run_defense(f, name, ctx);
+      auto run = testing::run_defense(f, name, ctx);
       ASSERT_TRUE(run.error.empty()) << name << ": " << run.error;
       EXPECT_EQ(run.report["defense"], name);
       EXPECT_EQ(run.report["holdout_images"], 100);

@@ -77,7 +77,7 @@ TEST(Fst, LowersTheFixturesAsrAndKeepsAccAndTheHeadNorm) {
   auto ctx = testing::clean_context(f);
   int lines = 0;
   ctx.progress = [&](const std::string&) { ++lines; };
-  const auto run = testing::run_defense(f, "fst", ctx);
+  auto run = testing::run_defense(f, "fst", ctx);
   ASSERT_TRUE(run.error.empty()) << run.error;
   EXPECT_EQ(run.report["defense"], "fst");
   EXPECT_EQ(run.report["holdout_images"], 100);

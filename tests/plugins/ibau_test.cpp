@@ -147,7 +147,7 @@ TEST(Ibau, LowersTheFixturesAsrAndKeepsAcc) {
   const auto before = testing::score(f.model, f);
   ASSERT_GT(before.asr, 90.0);
 
-  const auto run = testing::run_defense(f, kFixtureSpec, testing::clean_context(f, 500));
+  auto run = testing::run_defense(f, kFixtureSpec, testing::clean_context(f, 500));
   ASSERT_TRUE(run.error.empty()) << run.error;
   EXPECT_EQ(run.report["defense"], "i-bau");
   EXPECT_FALSE(run.model->is_training());

@@ -11,14 +11,16 @@
 
 namespace fedvar::testing {
 
-// Each of `bad` ("key=value") after "name:" is refused, naming its key.
+// Each of `bad` ("key=value") after "name:" is refused with a message that
+// quotes it.
 inline void expect_bad_options_named(const std::string& name,
                                      std::initializer_list<const char*> bad) {
   for (const std::string option : bad) {
     auto r = plugins::make_defense(name + ":" + option);
     ASSERT_FALSE(r.ok()) << name << ":" << option;
-    const std::string key = option.substr(0, option.find('='));
-    EXPECT_NE(r.status().message().find(key), std::string::npos) << r.status().message();
+    // "NAME: option KEY=VALUE: why", naming the option as given.
+    EXPECT_NE(r.status().message().find("option " + option + ":"), std::string::npos)
+        << r.status().message();
   }
 }
 
