@@ -53,7 +53,7 @@ class DefenseChain : public Defense {
 
 Result<std::unique_ptr<Defense>> make_chain(std::vector<std::unique_ptr<Defense>> steps) {
   if (steps.empty() || steps.size() > kMaxChainSteps) {
-    return Status::InvalidArgument("a defense chain takes 1 to " +
+    return Status::InvalidArgument("a defense chain takes at least 1 and at most " +
                                    std::to_string(kMaxChainSteps) + " steps, not " +
                                    std::to_string(steps.size()));
   }

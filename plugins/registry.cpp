@@ -76,10 +76,6 @@ std::vector<DefenseInfo> defense_catalog() {
 
 Result<std::unique_ptr<Defense>> make_defense(const std::string& spec) {
   const auto chain = split_chain(spec);
-  if (chain.size() > kMaxChainSteps) {
-    return Status::InvalidArgument("a defense chain takes at most " +
-                                   std::to_string(kMaxChainSteps) + " steps");
-  }
   if (chain.size() > 1) {
     std::vector<std::unique_ptr<Defense>> steps;
     for (const auto& step : chain) {

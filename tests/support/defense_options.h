@@ -24,4 +24,11 @@ inline void expect_bad_options_named(const std::string& name,
   }
 }
 
+// `spec` names an option the defense does not have: refused, naming `key`.
+inline void expect_unknown_option_named(const std::string& spec, const std::string& key) {
+  auto r = plugins::make_defense(spec);
+  ASSERT_FALSE(r.ok()) << spec;
+  EXPECT_NE(r.status().message().find(key), std::string::npos) << r.status().message();
+}
+
 }  // namespace fedvar::testing
