@@ -18,11 +18,9 @@ namespace {
 
 constexpr double kScoreMomentum = 0.9;  // of the variance's moving average (3.6.3)
 constexpr double kMaxShare = 0.9;       // never purify more of a layer than this
-// Auto-alpha's range, in half decades: at alpha 10 the L1 shrinks weights by
-// lr/10 a step and leaves little of the purified layers; from 1e5 (10 x
-// sqrt(10)^8) on Eq. 1 is plain CE.
-constexpr double kAutoAlphaFirst = 10;
-constexpr int kAutoAlphaSteps = 8;
+// Auto-alpha rises from `alpha` in half decades up to 1e5, from where on
+// Eq. 1 is plain CE.
+constexpr double kAutoAlphaLast = 1e5;
 
 // Channels of one layer to purify at share tau, lowest variance first, within
 // kMaxShare of the layer: those below the tau-quantile of the layer's
@@ -228,7 +226,8 @@ const OptionTable<VarDefenseOptions>& VarDefenseOptions::table() {
           .integer("layers", &O::layers, 1, 8, "purify the last 2n residual-path convs")
           .real("alpha", &O::alpha, 1e-9, 1e12, "Eq. 1: loss = CE + ||w||_1 / alpha")
           .real("acc_budget", &O::acc_budget, -1.0, 100.0,
-                ">= 0: choose alpha so holdout ACC stays within this many points")
+                ">= 0: raise alpha from its value (x sqrt 10, to 1e5) until holdout ACC "
+                "stays within this many points")
           .real("share_start", &O::share_start, 0.0, 1.0,
                 "share of each layer purified at the first step")
           .real("share_max", &O::share_max, 0.0, 1.0, "share purified at the last step")
@@ -270,12 +269,14 @@ Result<nlohmann::json> VarDefense::purify(ResNet18& model, const CleanSplit& spl
   if (options_.acc_budget < 0) {
     return Purification(model, split.tune, ctx, options_, options_.alpha).run();
   }
-  // Auto-alpha: the smallest alpha (strongest purification) within budget.
+  // Auto-alpha: the smallest alpha (strongest purification) from `alpha` up
+  // that keeps the holdout within budget.
   nlohmann::json trials = nlohmann::json::array(), report;
   ResNet18 chosen{nullptr};
   double acc = 0;
-  for (int k = 0; k <= kAutoAlphaSteps; ++k) {
-    const double alpha = kAutoAlphaFirst * std::pow(10.0, k / 2.0);
+  for (int k = 0;; ++k) {
+    const double alpha = std::min(options_.alpha * std::pow(10.0, k / 2.0),
+                                  std::max(options_.alpha, kAutoAlphaLast));
     chosen = clone_model(model);
     FEDVAR_ASSIGN_OR_RETURN(report,
                             Purification(chosen, split.tune, ctx, options_, alpha).run());
@@ -284,6 +285,7 @@ Result<nlohmann::json> VarDefense::purify(ResNet18& model, const CleanSplit& spl
     ctx.say("vardefense: alpha " + std::to_string(alpha) + " holdout acc " +
             std::to_string(acc));
     if (acc_before - acc <= options_.acc_budget) break;
+    if (alpha >= kAutoAlphaLast * (1 - 1e-9)) break;
   }
   report["alpha_trials"] = trials;
   report["budget_met"] = acc_before - acc <= options_.acc_budget;

@@ -26,7 +26,7 @@ struct VarDefenseOptions {
   std::string preset = "none";
   int layers = 8;              // n: purify the last 2n residual-path convs
   double alpha = 300;          // Eq. 1: loss = CE + ||w||_1 / alpha
-  double acc_budget = -1;      // >= 0: choose alpha so holdout ACC stays within P points
+  double acc_budget = -1;      // >= 0: raise alpha till holdout ACC is within P points
   double share_start = 0.1;    // share of each layer purified at the first step
   double share_max = 0.15;     // ... and at the last
   int share_steps = 5;         // steps from share_start to share_max

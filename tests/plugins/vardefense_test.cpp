@@ -39,20 +39,20 @@ TEST(VarDefense, LayerSelectionTakesTheLastTwoNResidualConvs) {
   EXPECT_EQ(names(3).front(), "layer3.1.conv1");
 }
 
-// Auto-alpha tries alpha from 10 upward (x sqrt 10) and stops at the first
-// within budget: a budget of 100 points is met by the first trial; a zero
-// budget against a holdout ACC of 100 % before is met only by a trial that
-// keeps every holdout image right, else the search runs up to 1e5.
+// Auto-alpha tries alpha from the given one upward (x sqrt 10) and stops at
+// the first within budget: a budget of 100 points is met by the first trial;
+// a zero budget against a holdout ACC of 100 % before is met only by a trial
+// that keeps every holdout image right, else the search runs up to 1e5.
 TEST(VarDefense, AutoAlphaStopsAtTheFirstAlphaWithinBudget) {
   torch::manual_seed(0);
   ResNet18 model(ResNetOptions{1, 10, Stem::kCifar, 4});
   auto ctx = testing::random_context(40);
   const std::string fast =
       "layers=1,share_steps=1,step_epochs=0,final_epochs=1,batch_size=16,holdout=0.25,";
-  auto report = run_defense("vardefense:" + fast + "acc_budget=100", model, ctx);
+  auto report = run_defense("vardefense:" + fast + "alpha=50,acc_budget=100", model, ctx);
   ASSERT_TRUE(report.ok()) << report.status().message();
   ASSERT_EQ((*report)["alpha_trials"].size(), 1u);
-  EXPECT_DOUBLE_EQ((*report)["alpha"].get<double>(), 10.0);
+  EXPECT_DOUBLE_EQ((*report)["alpha"].get<double>(), 50.0);
   EXPECT_TRUE((*report)["budget_met"].get<bool>());
 
   // Labels = what the model predicts, so the holdout ACC before is 100 %
@@ -63,10 +63,11 @@ TEST(VarDefense, AutoAlphaStopsAtTheFirstAlphaWithinBudget) {
     auto x = normalize(to_unit_float(ctx.clean.images, torch::kCPU), ctx.normalization);
     ctx.clean.labels = model->forward(x).argmax(1);
   }
-  report = run_defense("vardefense:" + fast + "acc_budget=0", model, ctx);
+  report = run_defense("vardefense:" + fast + "alpha=1000,acc_budget=0", model, ctx);
   ASSERT_TRUE(report.ok()) << report.status().message();
   const auto& trials = (*report)["alpha_trials"];
   ASSERT_GE(trials.size(), 2u);
+  EXPECT_DOUBLE_EQ(trials[0]["alpha"].get<double>(), 1000.0);
   for (size_t i = 1; i < trials.size(); ++i) {
     EXPECT_NEAR(trials[i]["alpha"].get<double>() / trials[i - 1]["alpha"].get<double>(),
                 std::sqrt(10.0), 1e-9);
