@@ -1,5 +1,6 @@
 #include "aggregator/resume.h"
 
+#include <cstdint>
 #include <filesystem>
 #include <sstream>
 

@@ -15,6 +15,7 @@
 // rejects go unsigned. Not thread-safe: one Server per thread.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>

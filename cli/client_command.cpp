@@ -1,6 +1,9 @@
 // fedvar client: one simulated federated client (honest or malicious) as its
 // own process, training on its shard of the clients' pool.
 #include "cli/commands.h"
+
+#include <cstdint>
+
 #include "cli/common.h"
 #include "client_sim/client.h"
 #include "core/log.h"

@@ -2,6 +2,9 @@
 // send a model over ZeroMQ and get it back purified with the report
 // (service/defend_service.h; the wire format in protocol/defend_wire.h).
 #include "cli/commands.h"
+
+#include <cstdint>
+
 #include "cli/common.h"
 #include "core/file_io.h"
 #include "core/log.h"

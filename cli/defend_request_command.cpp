@@ -1,6 +1,9 @@
 // fedvar defend-request: sends a model file to a defend service, verifies
 // the reply and writes the purified model; the report goes to stdout.
 #include "cli/commands.h"
+
+#include <cstdint>
+
 #include "cli/common.h"
 #include "core/file_io.h"
 #include "core/log.h"

@@ -1,5 +1,8 @@
 // fedvar eval: clean accuracy and attack success rate of a model file.
 #include "cli/commands.h"
+
+#include <cstdint>
+
 #include "cli/common.h"
 #include "core/log.h"
 #include "core/metrics.h"

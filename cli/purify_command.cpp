@@ -1,4 +1,5 @@
 // fedvar purify: run a defense on a model file with a clean data range.
+#include <cstdint>
 #include <filesystem>
 
 #include "cli/commands.h"

@@ -1,6 +1,7 @@
 // fedvar serve: the federated server with its Strategy (rules before, on and
 // after aggregation), round-by-round ACC/ASR in a metrics file and a
 // checkpoint of the global model.
+#include <cstdint>
 #include <sstream>
 
 #include "aggregator/resume.h"

@@ -3,6 +3,7 @@
 // (with the hook, and with --compare without it), then prints a table of the
 // last round and draws ACC/ASR per round as an SVG.
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <iostream>
 #include <random>

@@ -1,6 +1,7 @@
 #include "cli/simulate_plan.h"
 
 #include <cctype>
+#include <cstdint>
 
 #include "core/file_io.h"
 #include "simulate/process_group.h"

@@ -1,6 +1,7 @@
 // fedvar train: centralised training of a ResNet18, optionally poisoned, to
 // make the backdoored models that the defenses are measured on.
 #include <chrono>
+#include <cstdint>
 #include <optional>
 
 #include "cli/commands.h"

@@ -5,6 +5,7 @@
 // A malicious client poisons its batches in the rounds its Attack names.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 

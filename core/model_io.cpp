@@ -1,5 +1,7 @@
 #include "core/model_io.h"
 
+#include <cstdint>
+
 #include <nlohmann/json.hpp>
 
 namespace fedvar {

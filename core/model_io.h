@@ -2,6 +2,7 @@
 // names, with its architecture inferred from tensor shapes.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>

@@ -3,6 +3,9 @@
 #pragma once
 
 #include "core/dataset.h"
+
+#include <cstdint>
+
 #include "core/status.h"
 
 namespace fedvar::plugins {

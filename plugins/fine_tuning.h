@@ -3,6 +3,9 @@
 #pragma once
 
 #include "core/trainer.h"
+
+#include <cstdint>
+
 #include "plugins/defense.h"
 #include "plugins/option_table.h"
 

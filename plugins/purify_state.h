@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+
 #include "core/state_dict.h"
 #include "core/status.h"
 #include "plugins/defense.h"

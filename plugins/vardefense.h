@@ -9,6 +9,7 @@
 // that decided it and the command that reproduces it): docs/vardefense.md.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 

@@ -2,6 +2,7 @@
 // then read and check every field of the message's kind.
 #include <msgpack.hpp>
 
+#include <cstdint>
 #include <new>
 #include <utility>
 

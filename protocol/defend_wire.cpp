@@ -4,6 +4,7 @@
 
 #include <msgpack.hpp>
 
+#include <cstdint>
 #include <new>
 
 #include "protocol/fields.h"

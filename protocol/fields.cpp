@@ -1,6 +1,7 @@
 #include "protocol/fields.h"
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <utility>
 

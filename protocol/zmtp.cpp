@@ -1,6 +1,7 @@
 #include "protocol/zmtp.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace fedvar::protocol {
 namespace {

@@ -3,6 +3,7 @@
 #include <zmq.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <thread>
 #include <utility>

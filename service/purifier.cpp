@@ -1,5 +1,6 @@
 #include "service/purifier.h"
 
+#include <cstdint>
 #include <utility>
 
 #include "core/safetensors.h"

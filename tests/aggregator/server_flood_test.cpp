@@ -7,6 +7,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include <cstdint>
 #include <iterator>
 #include <vector>
 

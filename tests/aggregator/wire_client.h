@@ -4,6 +4,7 @@
 // replay them from elsewhere. Every wait is bounded by the socket's timeout.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <variant>

@@ -2,6 +2,8 @@
 // missing file, and truncations and byte flips that must never crash.
 #include "core/safetensors.h"
 
+#include <cstdint>
+
 #include "tests/core/safetensors_fixture.h"
 
 namespace fedvar {

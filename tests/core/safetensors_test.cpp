@@ -2,6 +2,8 @@
 // atomic writes and PyTorch interop (corrupt files: safetensors_corrupt_test.cpp).
 #include "core/safetensors.h"
 
+#include <cstdint>
+
 #include "tests/core/safetensors_fixture.h"
 
 namespace fedvar {

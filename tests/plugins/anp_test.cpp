@@ -4,6 +4,8 @@
 // 64 images).
 #include "plugins/anp.h"
 
+#include <cstdint>
+
 #include <gtest/gtest.h>
 
 #include "core/metrics.h"

@@ -5,6 +5,7 @@
 // VarDefense and fine-tuning run with two seeds each (~90 s in all).
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <map>
 
 #include "core/metrics.h"

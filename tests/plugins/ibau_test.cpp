@@ -5,6 +5,8 @@
 // core, 224 s for two at load 9).
 #include "plugins/ibau.h"
 
+#include <cstdint>
+
 #include <gtest/gtest.h>
 
 #include "core/metrics.h"
