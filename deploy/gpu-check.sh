@@ -55,6 +55,23 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 record() {
   printf '{"phase":"%s","device":"%s","seconds":%s,"note":"%s"}\n' \
     "$1" "$2" "$3" "${4:-}" >>"$phases"
+  publish
+}
+# publish: copies what the run has so far to $OUT (if set), after each phase,
+# so that a run stopped from outside still leaves its results there.
+publish() {
+  [ -n "${OUT:-}" ] || return 0
+  local f
+  for f in phases.jsonl accuracy.jsonl log.txt configure-config.log gpu-check.md; do
+    if [ -f "$run/$f" ]; then cp "$run/$f" "$OUT/"; fi
+  done
+  if [ -f "$run/build.log" ]; then tail -300 "$run/build.log" >"$OUT/build-tail.log"; fi
+}
+# left: the seconds left before the whole check must end (a phase that
+# would run past them is stopped by `timeout`).
+left() {
+  local n=$((deadline - ($(date +%s) - started)))
+  echo $((n > 1 ? n : 1))
 }
 
 # What this run works with.
@@ -151,7 +168,7 @@ cuda_tests() {  # the test targets whose source names a CUDA device
 }
 
 build_all() {
-  local t warnings
+  local t warnings probe=""
   t=$(now)
   rm -f "$run/config-probe"
   configure "$build" "$import" >"$run/configure.log" 2>&1 ||
@@ -168,15 +185,26 @@ build_all() {
         echo "$(since "$t") failed: see configure-config.log" >"$run/config-probe"
       fi
     ) &
+    probe=$!
   fi
   t=$(now)
   mapfile -t tests < <(cuda_tests)
   say "building fedvar ${tests[*]} with $jobs job(s)"
+  # Keep going past a failed file: one run then shows every error.
+  local keep_going=(-k)
+  if [ -f "$build/build.ninja" ]; then keep_going=(-k 0); fi
+  local built=ok
   "${nice[@]}" cmake --build "$build" -j "$jobs" --target fedvar "${tests[@]}" \
-    >"$run/build.log" 2>&1 || { tail -40 "$run/build.log" >&2; exit 1; }
+    -- "${keep_going[@]}" >"$run/build.log" 2>&1 || built=FAILED
   warnings=$(grep -c 'warning:' "$run/build.log" || true)
-  record build - "$(since "$t")" "$jobs jobs, $warnings warnings"
-  wait
+  record build - "$(since "$t")" "$built, $jobs jobs, $warnings warnings"
+  if [ "$built" != ok ]; then
+    grep -E -A4 'error:|Error [0-9]|undefined reference' "$run/build.log" | head -150 >&2
+    [ -x "$build/fedvar" ] || { say "fedvar did not build"; exit 1; }
+    say "fedvar built; the tests that failed to build are reported as such"
+  fi
+  # Only the probe: a bare `wait` would also wait for the tee of stderr.
+  if [ -n "$probe" ]; then wait "$probe" || true; fi
   if [ -f "$run/config-probe" ]; then
     read -r t warnings <"$run/config-probe"
     record "configure with TorchConfig.cmake" - "$t" "$warnings"
@@ -184,13 +212,18 @@ build_all() {
 }
 
 # --- the checks -------------------------------------------------------------
-fedvar() { "$build/fedvar" "$@"; }
+fedvar() { timeout "$(left)" "$build/fedvar" "$@"; }
 
 unit_tests() {
   local name t status=0
   for name in "${tests[@]}"; do
     t=$(now)
-    if "$build/tests/$name" --gtest_color=no >"$run/$name.log" 2>&1; then
+    if [ ! -x "$build/tests/$name" ]; then
+      record "test $name" "$eval_device" 0 "FAILED to build"
+      status=1
+      continue
+    fi
+    if timeout 120 "$build/tests/$name" --gtest_color=no >"$run/$name.log" 2>&1; then
       record "test $name" "$eval_device" "$(since "$t")" "passed"
     else
       record "test $name" "$eval_device" "$(since "$t")" "FAILED"
@@ -290,7 +323,8 @@ within() {
 
 main() {
   local t status=0
-  started=$(date +%s)
+  started=$(date +%s) deadline=575
+  if ((dry)); then deadline=7200; fi
   describe_machine
   t=$(now)
   unpack
@@ -302,21 +336,18 @@ main() {
   build_all
   : >"$run/accuracy.jsonl"
   unit_tests || status=1
-  train_model
+  train_model || { say "training failed"; status=1; }
   if ((dry)); then
-    purify cpu 1000
+    purify cpu 1000 || status=1
+    simulate_round cpu || status=1
   else
-    purify cuda 1000
-    within 330 purify cpu 1000
+    # The GPU's numbers first; the CPU's (same seed) last, as time allows.
+    for n in "${clean_sizes_cuda[@]}"; do within 400 purify cuda "$n" || status=1; done
+    within 430 simulate_round cuda || status=1
+    within 470 purify cpu 1000 || status=1
   fi
-  within 420 simulate_round "${devices[0]}"
-  for n in "${clean_sizes_cuda[@]:1}"; do within 440 purify cuda "$n"; done
   report | tee "$run/gpu-check.md"
-  if [ -n "${OUT:-}" ]; then
-    cp "$run"/{gpu-check.md,phases.jsonl,accuracy.jsonl,log.txt} "$OUT/"
-    if [ -f "$run/configure-config.log" ]; then cp "$run/configure-config.log" "$OUT/"; fi
-    tail -200 "$run/build.log" >"$OUT/build-tail.log"
-  fi
+  publish
   return $status
 }
 main
