@@ -67,10 +67,12 @@ publish() {
   done
   if [ -f "$run/build.log" ]; then tail -300 "$run/build.log" >"$OUT/build-tail.log"; fi
 }
-# left: the seconds left before the whole check must end (a phase that
-# would run past them is stopped by `timeout`).
+# elapsed: seconds since the check started. left: the seconds left before
+# the whole check must end (a phase that would run past them is stopped by
+# `timeout`).
+elapsed() { echo $(($(date +%s) - started)); }
 left() {
-  local n=$((deadline - ($(date +%s) - started)))
+  local n=$((deadline - $(elapsed)))
   echo $((n > 1 ? n : 1))
 }
 
@@ -313,7 +315,7 @@ EOF
 within() {
   local budget=$1
   shift
-  if (($(date +%s) - started < budget)); then
+  if (($(elapsed) < budget)); then
     "$@"
   else
     say "skipped (past ${budget} s): $*"

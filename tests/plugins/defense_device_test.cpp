@@ -12,6 +12,7 @@
 
 #include "core/resnet.h"
 #include "plugins/registry.h"
+#include "tests/support/random_context.h"
 
 namespace fedvar::plugins {
 namespace {
@@ -20,16 +21,6 @@ std::vector<torch::Device> devices_here() {
   std::vector<torch::Device> devices = {torch::kCPU};
   if (torch::cuda::is_available()) devices.emplace_back(torch::kCUDA, 0);
   return devices;
-}
-
-// Random 28x28 grey images with random labels: enough for every phase to
-// run (no quality is asserted here).
-Dataset random_clean_set(int64_t n) {
-  torch::manual_seed(11);
-  Dataset d;
-  d.images = torch::randint(0, 256, {n, 1, 28, 28}, torch::kUInt8);
-  d.labels = torch::randint(0, 10, {n}, torch::kLong);
-  return d;
 }
 
 // The names of the model's tensors that are not on `device`.
@@ -60,7 +51,8 @@ const std::vector<std::string> kSpecs = {
 };
 
 TEST(DefenseDevice, EveryPhaseKeepsTheModelOnTheGivenDevice) {
-  const auto clean = random_clean_set(96);
+  torch::manual_seed(11);
+  const auto random = testing::random_context(96);  // no quality is asserted here
   for (const auto& device : devices_here()) {
     for (const auto& spec : kSpecs) {
       SCOPED_TRACE(spec + " on " + device.str());
@@ -69,9 +61,7 @@ TEST(DefenseDevice, EveryPhaseKeepsTheModelOnTheGivenDevice) {
       auto defense = make_defense(spec);
       ASSERT_TRUE(defense.ok()) << defense.status().message();
 
-      DefenseContext ctx;
-      ctx.clean = clean;
-      ctx.normalization = Normalization::estimate(clean);
+      DefenseContext ctx = random;
       ctx.device = device;
       int phases = 0;
       std::vector<std::string> wrong;
